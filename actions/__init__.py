@@ -1,0 +1,1 @@
+"""Rasa custom actions (run with `rasa run actions`)."""

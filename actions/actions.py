@@ -1,0 +1,166 @@
+"""Custom actions: thin adapters from the tracker to `omt.replies` and back.
+
+Each action picks a reply; the wording lives in knowledge/, the choice logic in
+omt.routing, the payload shape in omt.replies. Every reply is logged (no patient text).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from omt import replies, routing
+from omt.contract import KNOWLEDGE_IDS
+from omt.knowledge import Knowledge, get_knowledge
+from omt.provenance import log_reply, reply_record
+from omt.replies import Reply
+from omt.safety import screen
+
+
+def _intent(tracker: Tracker) -> tuple[str, float | None]:
+    intent = tracker.latest_message.get("intent") or {}
+    return str(intent.get("name") or ""), intent.get("confidence")
+
+
+def _mentioned(knowledge: Knowledge, tracker: Tracker) -> list[str]:
+    return routing.mentioned_topics(knowledge, tracker.latest_message.get("entities") or [])
+
+
+def _ranking(tracker: Tracker, exclude: list[str] | None = None) -> list[str]:
+    return routing.ranked_topics(tracker.latest_message.get("intent_ranking") or [], exclude or [])
+
+
+class ReplyAction(Action):
+    """Common tail of every action: notice, slots, dispatch and provenance."""
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        raise NotImplementedError
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+        knowledge = get_knowledge()
+        reply = self.reply(knowledge, tracker)
+        events: List[EventType] = []
+        if reply.answer_id != "emergency" and not tracker.get_slot("notice_given"):
+            reply = replies.with_notice(knowledge, reply)
+            events.append(SlotSet("notice_given", True))
+        dispatcher.utter_message(
+            text=reply.text,
+            buttons=[b.as_dict() for b in reply.buttons],
+            json_message=reply.custom(),
+        )
+        if reply.answer_id.split(".")[0] in KNOWLEDGE_IDS:
+            events.append(SlotSet("last_topic", reply.answer_id))
+        if reply.topics:
+            events.append(SlotSet("listed_topics", reply.topics))
+        misses = tracker.get_slot("misses") or 0.0
+        new_misses = misses + 1 if reply.answer_id == "fallback" else 0.0
+        if new_misses != misses:
+            events.append(SlotSet("misses", new_misses))
+        _, confidence = _intent(tracker)
+        log_reply(
+            reply_record(tracker.sender_id, reply.answer_id, confidence, tracker.get_latest_input_channel(), knowledge.version)
+        )
+        return events
+
+
+class ActionAnswer(ReplyAction):
+    """Knowledge answers: the intent's topic (buttons send `/<topic>`), "tell me more", "the second one"."""
+
+    def name(self) -> Text:
+        return "action_answer"
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        intent, _ = _intent(tracker)
+        mentioned = _mentioned(knowledge, tracker)
+        topic: str | None = None
+        verbatim = False
+        if intent == "choose_option":
+            topic = routing.pick_option(
+                tracker.latest_message.get("text") or "", tracker.get_slot("listed_topics") or [], knowledge.ordinals
+            )
+        elif intent == "tell_me_more":
+            topic, verbatim = tracker.get_slot("last_topic"), True
+        elif intent in KNOWLEDGE_IDS:
+            topic = routing.refine_topic(intent, mentioned)
+        if topic is None or topic not in knowledge.entries:
+            misses = int(tracker.get_slot("misses") or 0) + 1
+            return replies.fallback_reply(knowledge, _ranking(tracker), misses)
+        return replies.knowledge_reply(knowledge, topic, mentioned, verbatim=verbatim)
+
+
+class ActionService(ReplyAction):
+    """A service reply named after the action (`action_greet` -> `greet`)."""
+
+    reply_name = ""
+
+    def name(self) -> Text:
+        return f"action_{self.reply_name}"
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        return replies.service_reply(knowledge, self.reply_name)
+
+
+class ActionGreet(ActionService):
+    reply_name = "greet"
+
+
+class ActionGoodbye(ActionService):
+    reply_name = "goodbye"
+
+
+class ActionThanks(ActionService):
+    reply_name = "thanks"
+
+
+class ActionBotChallenge(ActionService):
+    reply_name = "bot_challenge"
+
+
+class ActionCapabilities(ActionService):
+    reply_name = "capabilities"
+
+
+class ActionHandoff(ActionService):
+    reply_name = "handoff"
+
+
+class ActionNotCovered(ActionService):
+    """The article does not answer it: say so, offer the nearest covered topics."""
+
+    reply_name = "not_covered"
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        return replies.not_covered_reply(knowledge, [*_mentioned(knowledge, tracker), *_ranking(tracker)])
+
+
+class ActionPersonalAdvice(ActionService):
+    """The patient's own case: refer to their DO, plus the general fact for a named population."""
+
+    reply_name = "personal_advice"
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        mentioned = [t for t in _mentioned(knowledge, tracker) if t in replies.CAVEAT_TOPICS]
+        return replies.personal_advice_reply(knowledge, mentioned[0] if mentioned else None)
+
+
+class ActionFallback(ActionService):
+    """Not understood, or too close to call: "did you mean…?", then the handoff."""
+
+    reply_name = "fallback"
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        misses = int(tracker.get_slot("misses") or 0) + 1
+        return replies.fallback_reply(knowledge, _ranking(tracker), misses)
+
+
+class ActionEmergency(ActionService):
+    """Call 911 (988 for suicidal thoughts): first, alone, on every channel."""
+
+    reply_name = "emergency"
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        flag = screen(tracker.latest_message.get("text") or "")
+        return replies.emergency_reply(knowledge, crisis=flag is not None and flag.reply == "crisis")

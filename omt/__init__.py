@@ -1,0 +1,1 @@
+"""OMT patient assistant: knowledge, safety screening, rendering and channels."""

@@ -1,0 +1,64 @@
+"""The answer contract (README, "Reply payload"): the ids every reply may carry.
+
+Kept in one place so that loaders, actions, renderers and tests agree on spelling.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+Kind = Literal["knowledge", "service", "safety"]
+
+KNOWLEDGE_IDS: Final = (
+    "what_is_omt",
+    "how_it_works",
+    "how_it_feels",
+    "techniques",
+    "soft_tissue",
+    "muscle_energy",
+    "myofascial_release",
+    "cranial",
+    "fascia",
+    "what_it_treats",
+    "low_back_pain",
+    "migraine",
+    "who_can_get",
+    "bone_joint_conditions",
+    "pregnancy",
+    "do_training",
+    "other_treatments",
+    "about_source",
+)
+
+SERVICE_IDS: Final = (
+    "greet",
+    "goodbye",
+    "thanks",
+    "bot_challenge",
+    "capabilities",
+    "not_covered",
+    "personal_advice",
+    "handoff",
+    "fallback",
+)
+
+SAFETY_IDS: Final = ("emergency",)
+
+ALL_IDS: Final = KNOWLEDGE_IDS + SERVICE_IDS + SAFETY_IDS
+
+
+def parent_id(answer_id: str) -> str:
+    """`who_can_get.infants` counts as `who_can_get` (contract: finer topics)."""
+    return answer_id.split(".", 1)[0]
+
+
+def kind_of(answer_id: str) -> Kind:
+    """The payload `kind` that belongs to an answer id."""
+    base = parent_id(answer_id)
+    if base in KNOWLEDGE_IDS:
+        return "knowledge"
+    if base in SAFETY_IDS:
+        return "safety"
+    if base in SERVICE_IDS:
+        return "service"
+    raise ValueError(f"unknown answer_id {answer_id!r}")

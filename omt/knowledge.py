@@ -1,0 +1,328 @@
+"""Load and validate the curated knowledge: the only place the assistant's words come from.
+
+The files under `knowledge/` are checked when they load, and a bad file stops the
+process: a wrong medical answer is worse than no answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from omt.contract import KNOWLEDGE_IDS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KNOWLEDGE_DIR = REPO_ROOT / "knowledge"
+ENTITY_TYPES = ("technique", "condition", "population")
+SERVICE_REPLIES = (
+    "greet",
+    "goodbye",
+    "thanks",
+    "bot_challenge",
+    "capabilities",
+    "not_covered",
+    "personal_advice",
+    "handoff",
+    "fallback",
+    "fallback_handoff",
+    "emergency",
+    "crisis",
+    "error",
+)
+_QUOTE_FOLD = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\u00a0": " "})
+
+
+class KnowledgeError(ValueError):
+    """The knowledge files break a rule; the message lists every problem found."""
+
+
+def fold(text: str) -> str:
+    """Fold whitespace, non-breaking spaces and curly quotes, so quotes compare fairly."""
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTE_FOLD)
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Source:
+    """The one reviewed article every knowledge answer rests on."""
+
+    title: str
+    publisher: str
+    collection: str
+    reviewed_by: str
+    reviewed_on: str  # ISO date
+    article_text: str
+
+    @property
+    def reviewed_on_words(self) -> str:
+        day = dt.date.fromisoformat(self.reviewed_on)
+        return f"{day:%B} {day.day}, {day.year}"
+
+    @property
+    def reviewed_month(self) -> str:
+        return f"{dt.date.fromisoformat(self.reviewed_on):%b %Y}"
+
+    def fields(self) -> dict[str, str]:
+        """Placeholders that reply templates may use."""
+        return {
+            "publisher": self.publisher,
+            "title": self.title,
+            "reviewed_by": self.reviewed_by,
+            "reviewed_on_words": self.reviewed_on_words,
+            "reviewed_month": self.reviewed_month,
+        }
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One knowledge topic: what the assistant says, and the article words behind it."""
+
+    answer_id: str
+    title: str
+    section: str
+    answer: str
+    sms: str
+    quotes: tuple[str, ...]
+    synonyms: Mapping[str, tuple[str, ...]]
+    related: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServiceReply:
+    """A reply without medical content (greet, handoff, emergency, ...)."""
+
+    text: str
+    sms: str
+    topics: tuple[str, ...] = ()
+    offer_handoff: bool = False
+
+
+@dataclass(frozen=True)
+class Clinic:
+    """Contact details for the handoff reply; edited per clinic in clinic.yml."""
+
+    name: str
+    phone: str
+    hours: str
+
+    def fields(self) -> dict[str, str]:
+        return {"clinic_name": self.name, "phone": self.phone, "hours": self.hours}
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Everything loaded and checked: entries, service texts, clinic, source."""
+
+    source: Source
+    entries: Mapping[str, Entry]
+    allowed_words: frozenset[str]
+    replies: Mapping[str, ServiceReply]
+    notice: ServiceReply
+    source_line: ServiceReply
+    buttons: Mapping[str, str]
+    clinic: Clinic
+    ordinals: Mapping[str, int]
+    version: str
+    _synonym_index: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+
+    def citation(self, answer_id: str) -> dict[str, Any]:
+        """The contract's `citation` object for a knowledge answer."""
+        entry = self.entries[answer_id.split(".", 1)[0]]
+        return {
+            "title": self.source.title,
+            "publisher": self.source.publisher,
+            "reviewed_by": self.source.reviewed_by,
+            "reviewed_on": self.source.reviewed_on,
+            "section": entry.section,
+            "quotes": list(entry.quotes),
+        }
+
+    def fill(self, template: str) -> str:
+        """Fill a service template's {placeholders} from the clinic and the source."""
+        return template.format(**self.clinic.fields(), **self.source.fields())
+
+    def topic_for(self, phrase: str) -> tuple[str, str] | None:
+        """(entity type, topic id) for a patient's phrase such as "babies", if known."""
+        return self._synonym_index.get(_norm_phrase(phrase))
+
+    def synonym_patterns(self) -> list[tuple[str, str, str]]:
+        """(entity type, phrase, topic id) for every synonym: the entity ruler's input."""
+        return [
+            (etype, phrase, topic)
+            for topic, entry in self.entries.items()
+            for etype, phrases in entry.synonyms.items()
+            for phrase in phrases
+        ]
+
+
+def _norm_phrase(phrase: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", fold(phrase).casefold()).split())
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnowledgeError(f"{path}: cannot read: {exc}") from exc
+
+
+def _require(data: Mapping[str, Any], keys: tuple[str, ...], where: str, problems: list[str]) -> bool:
+    missing = [k for k in keys if not data.get(k)]
+    for key in missing:
+        problems.append(f"{where}: missing field {key!r}")
+    return not missing
+
+
+def _entry(answer_id: str, raw: Any, article: str, problems: list[str]) -> Entry | None:
+    where = f"entries.{answer_id}"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be a mapping")
+        return None
+    if not _require(raw, ("title", "section", "answer", "sms", "quotes", "related"), where, problems):
+        return None
+    quotes = tuple(str(q) for q in raw["quotes"])
+    for quote in quotes:
+        if fold(quote) not in article:
+            problems.append(f"{where}: quote is not verbatim in the article: {quote!r}")
+    if fold(str(raw["section"])) not in article:
+        problems.append(f"{where}: section {raw['section']!r} is not a heading of the article")
+    synonyms_raw = raw.get("synonyms") or {}
+    unknown_types = set(synonyms_raw) - set(ENTITY_TYPES)
+    if unknown_types:
+        problems.append(f"{where}: unknown synonym types {sorted(unknown_types)}")
+    for rel in raw["related"]:
+        if rel not in KNOWLEDGE_IDS:
+            problems.append(f"{where}: related topic {rel!r} is not a knowledge id")
+    return Entry(
+        answer_id=answer_id,
+        title=str(raw["title"]),
+        section=str(raw["section"]),
+        answer=" ".join(str(raw["answer"]).split()),
+        sms=" ".join(str(raw["sms"]).split()),
+        quotes=quotes,
+        synonyms={t: tuple(str(p) for p in synonyms_raw.get(t) or ()) for t in ENTITY_TYPES},
+        related=tuple(raw["related"]),
+    )
+
+
+def _service_reply(raw: Any, where: str, problems: list[str]) -> ServiceReply:
+    if not isinstance(raw, dict) or not raw.get("text"):
+        problems.append(f"{where}: missing field 'text'")
+        return ServiceReply(text="", sms="")
+    text = " ".join(str(raw["text"]).split())
+    topics = tuple(raw.get("topics") or ())
+    for topic in topics:
+        if topic not in KNOWLEDGE_IDS:
+            problems.append(f"{where}: topic {topic!r} is not a knowledge id")
+    return ServiceReply(
+        text=text,
+        sms=" ".join(str(raw.get("sms") or text).split()),
+        topics=topics,
+        offer_handoff=bool(raw.get("offer_handoff")),
+    )
+
+
+def load(knowledge_dir: Path = KNOWLEDGE_DIR, clinic_file: Path | None = None) -> Knowledge:
+    """Load and check every knowledge file; raise KnowledgeError listing all problems."""
+    omt_path = knowledge_dir / "omt.yml"
+    raw = _read_yaml(omt_path)
+    service_raw = _read_yaml(knowledge_dir / "service.yml")
+    clinic_path = clinic_file or Path(os.environ.get("CLINIC_CONFIG", REPO_ROOT / "clinic.yml"))
+    clinic_raw = _read_yaml(clinic_path)
+    problems: list[str] = []
+    if not isinstance(raw, dict) or not isinstance(service_raw, dict) or not isinstance(clinic_raw, dict):
+        raise KnowledgeError("omt.yml, service.yml and clinic.yml must each be a mapping")
+
+    src = raw.get("source") or {}
+    _require(src, ("title", "publisher", "collection", "reviewed_by", "reviewed_on", "article"), "source", problems)
+    try:
+        article_raw = (knowledge_dir / str(src.get("article", "article.txt"))).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KnowledgeError(f"cannot read the article: {exc}") from exc
+    article = fold(article_raw)
+    try:
+        dt.date.fromisoformat(str(src.get("reviewed_on")))
+    except ValueError:
+        problems.append("source.reviewed_on: not an ISO date")
+    for key in ("title", "reviewed_by", "collection"):
+        if src.get(key) and fold(str(src[key])) not in article:
+            problems.append(f"source.{key}: not found in the article")
+
+    entries_raw = raw.get("entries") or {}
+    for unknown in sorted(set(entries_raw) - set(KNOWLEDGE_IDS)):
+        problems.append(f"entries.{unknown}: not a knowledge answer_id of the contract")
+    for missing in [i for i in KNOWLEDGE_IDS if i not in entries_raw]:
+        problems.append(f"entries.{missing}: the contract's knowledge id has no entry")
+    entries = {
+        answer_id: entry
+        for answer_id in KNOWLEDGE_IDS
+        if answer_id in entries_raw
+        and (entry := _entry(answer_id, entries_raw[answer_id], article, problems)) is not None
+    }
+
+    replies_raw = service_raw.get("replies") or {}
+    for missing in [r for r in SERVICE_REPLIES if r not in replies_raw]:
+        problems.append(f"service.replies.{missing}: missing")
+    replies = {name: _service_reply(replies_raw.get(name), f"service.replies.{name}", problems) for name in SERVICE_REPLIES}
+    notice = _service_reply(service_raw.get("notice"), "service.notice", problems)
+    source_line = _service_reply(service_raw.get("source_line"), "service.source_line", problems)
+    buttons = {str(k): str(v) for k, v in (service_raw.get("buttons") or {}).items()}
+    _require(buttons, ("something_else", "talk_to_person"), "service.buttons", problems)
+    _require(clinic_raw, ("name", "phone", "hours"), str(clinic_path), problems)
+
+    index: dict[str, tuple[str, str]] = {}
+    for topic, entry in entries.items():
+        for etype, phrases in entry.synonyms.items():
+            for phrase in phrases:
+                key = _norm_phrase(phrase)
+                if key in index and index[key][1] != topic:
+                    problems.append(f"synonym {phrase!r} names two topics: {index[key][1]}, {topic}")
+                index[key] = (etype, topic)
+
+    if problems:
+        raise KnowledgeError("knowledge files are invalid:\n  - " + "\n  - ".join(problems))
+
+    source = Source(
+        title=str(src["title"]),
+        publisher=str(src["publisher"]),
+        collection=str(src["collection"]),
+        reviewed_by=str(src["reviewed_by"]),
+        reviewed_on=str(src["reviewed_on"]),
+        article_text=article_raw,
+    )
+    knowledge = Knowledge(
+        source=source,
+        entries=entries,
+        allowed_words=frozenset(str(w).casefold() for w in raw.get("allowed_words") or ()),
+        replies=replies,
+        notice=notice,
+        source_line=source_line,
+        buttons=buttons,
+        clinic=Clinic(name=str(clinic_raw["name"]), phone=str(clinic_raw["phone"]), hours=str(clinic_raw["hours"])),
+        ordinals={str(k).casefold(): int(v) for k, v in (service_raw.get("ordinals") or {}).items()},
+        version=hashlib.sha256(omt_path.read_bytes()).hexdigest()[:12],
+        _synonym_index=index,
+    )
+    for name, reply in [*knowledge.replies.items(), ("notice", notice), ("source_line", source_line)]:
+        try:
+            knowledge.fill(reply.text)
+            knowledge.fill(reply.sms)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise KnowledgeError(f"service.{name}: unknown placeholder {exc}") from exc
+    return knowledge
+
+
+@lru_cache(maxsize=1)
+def get_knowledge() -> Knowledge:
+    """The process-wide knowledge, loaded once (and checked) on first use."""
+    return load()

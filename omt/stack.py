@@ -1,0 +1,141 @@
+"""Start and stop a whole local stack (action server + Rasa) for tests, eval and benchmarks.
+
+`make run` uses scripts/run_stack.sh in the foreground; this module does the same for
+programs that need a stack in the background, on free loopback ports, with their own
+tracker database, and tears everything down afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from omt.knowledge import REPO_ROOT
+
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll `url` until it answers, or raise (also if the process died meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (loopback only)
+                if resp.status < 500:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+@dataclass
+class Stack:
+    """A running Rasa + action server pair; URLs and log files for the tests."""
+
+    rasa_port: int
+    actions_port: int
+    workdir: Path
+    model: Path = REPO_ROOT / "models" / "omt.tar.gz"
+    credentials: Path = REPO_ROOT / "credentials.yml"
+    endpoints: Path = REPO_ROOT / "endpoints.yml"
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"{self.url}/webhooks/rest/webhook"
+
+    @property
+    def tracker_db(self) -> Path:
+        return self.workdir / "tracker.db"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            RASA_TELEMETRY_ENABLED="false",
+            TF_CPP_MIN_LOG_LEVEL="3",
+            PYTHONWARNINGS="ignore",
+            SANIC_HOST="127.0.0.1",
+            ACTION_ENDPOINT_URL=f"http://127.0.0.1:{self.actions_port}/webhook",
+            TRACKER_DB=str(self.tracker_db),
+            OMT_PROVENANCE_LOG=str(self.workdir / "replies.jsonl"),
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / log_name).open("ab")
+        proc = subprocess.Popen(  # noqa: S603 (our own fixed command line)
+            args, cwd=REPO_ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start_actions(self, timeout: float = 60) -> None:
+        proc = self._spawn(
+            [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
+            "actions.log",
+        )
+        wait_for_http(f"http://127.0.0.1:{self.actions_port}/health", timeout, proc)
+
+    def start_rasa(self, timeout: float = 180, extra_args: tuple[str, ...] = ()) -> None:
+        args = [
+            str(VENV_BIN / "rasa"), "run", "--model", str(self.model), "--interface", "127.0.0.1",
+            "--port", str(self.rasa_port), "--credentials", str(self.credentials),
+            "--endpoints", str(self.endpoints), *extra_args,
+        ]  # fmt: skip
+        proc = self._spawn(args, "rasa.log")
+        wait_for_http(f"{self.url}/webhooks/rest/", timeout, proc)
+
+    def stop(self) -> None:
+        """SIGTERM each process group, then SIGKILL whatever is left."""
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+    def logs(self) -> str:
+        """Everything the stack's processes printed, for assertions on log content."""
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log")))
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, **kwargs: object) -> Iterator[Stack]:
+    """A started stack on free ports; stopped on exit whatever happens."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(rasa_port=free_port(), actions_port=free_port(), workdir=workdir, **kwargs)  # type: ignore[arg-type]
+    try:
+        stack.start_actions()
+        stack.start_rasa()
+        yield stack
+    finally:
+        stack.stop()
