@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${RASA_PORT:=5005}" "${ACTIONS_PORT:=5055}" "${TRACKER_DB:=.data/tracker.db}" "${MODEL:=models/omt.tar.gz}"
 export RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3 SANIC_HOST=127.0.0.1
+# Development defaults for the SMS line's secrets (production mode refuses them).
+: "${TWILIO_AUTH_TOKEN:=dev-twilio-token}" "${SMS_SENDER_KEY:=dev-sender-key}"
+: "${SMS_WEBHOOK_URL:=http://127.0.0.1:${RASA_PORT}/webhooks/sms/webhook}"
+export TWILIO_AUTH_TOKEN SMS_SENDER_KEY SMS_WEBHOOK_URL
 export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTIONS_PORT}/webhook" TRACKER_DB
 mkdir -p "$(dirname "$TRACKER_DB")" logs
 pids=()

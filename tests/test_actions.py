@@ -1,0 +1,148 @@
+"""Actions against tracker fixtures (RasaHQ/financial-demo style): answer ids, payload, events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import actions
+from omt.knowledge import Knowledge
+
+SLOTS: dict[str, Any] = {"last_topic": None, "technique": None, "listed_topics": None, "notice_given": True, "misses": None}
+
+
+def tracker(
+    text: str, intent: str, entities: list[dict[str, Any]] | None = None, ranking: list[str] | None = None, **slots: Any
+) -> Tracker:
+    ranking_list = [{"name": n, "confidence": 0.1} for n in (ranking or [])]
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.9},
+        "entities": entities or [],
+        "intent_ranking": [{"name": intent, "confidence": 0.9}, *ranking_list],
+    }
+    events = [{"event": "user", "text": text, "parse_data": latest, "input_channel": "rest"}]
+    return Tracker("patient-1", {**SLOTS, **slots}, latest, events, False, None, {}, "action_listen")
+
+
+def run(action: Any, trk: Tracker, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], list]:
+    monkeypatch.setenv("OMT_PROVENANCE_LOG", str(tmp_path / "replies.jsonl"))
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, trk, {})
+    assert len(dispatcher.messages) == 1, "one message (one payload) per turn"
+    return dispatcher.messages[0], events
+
+
+@pytest.fixture()
+def go(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    return lambda action, trk: run(action, trk, tmp_path, monkeypatch)
+
+
+def test_answer_from_intent(go: Any) -> None:
+    message, events = go(actions.ActionAnswer(), tracker("does it hurt", "how_it_feels"))
+    assert message["custom"]["answer_id"] == "how_it_feels"
+    assert message["custom"]["citation"]["section"] == "How Does It Feel?"
+    assert SlotSet("last_topic", "how_it_feels") in events
+
+
+def test_general_intent_refined_by_entity(go: Any) -> None:
+    trk = tracker("is omt ok when pregnant", "who_can_get", [{"entity": "population", "value": "pregnancy"}])
+    message, _ = go(actions.ActionAnswer(), trk)
+    assert message["custom"]["answer_id"] == "pregnancy"
+
+
+def test_techniques_list_is_remembered_for_the_second_one(go: Any) -> None:
+    message, events = go(actions.ActionAnswer(), tracker("what techniques are there", "techniques"))
+    listed = [e["value"] for e in events if e["name"] == "listed_topics"][0]
+    assert listed == ["soft_tissue", "muscle_energy", "myofascial_release", "cranial"]
+    assert [b["payload"] for b in message["buttons"]] == [f"/{t}" for t in listed]
+    follow, _ = go(actions.ActionAnswer(), tracker("the second one", "choose_option", listed_topics=listed))
+    assert follow["custom"]["answer_id"] == "muscle_energy"
+
+
+def test_tell_me_more_uses_the_last_topic(go: Any, knowledge: Knowledge) -> None:
+    message, _ = go(actions.ActionAnswer(), tracker("tell me more", "tell_me_more", last_topic="fascia"))
+    assert message["custom"]["answer_id"] == "fascia"
+    assert knowledge.entries["fascia"].quotes[0].split(":")[0] in message["text"]
+
+
+def test_follow_up_without_context_falls_back(go: Any) -> None:
+    message, events = go(actions.ActionAnswer(), tracker("the second one", "choose_option"))
+    assert message["custom"]["answer_id"] == "fallback"
+    assert SlotSet("misses", 1.0) in events
+
+
+def test_first_reply_carries_the_notice_once(go: Any, knowledge: Knowledge) -> None:
+    message, events = go(actions.ActionGreet(), tracker("hi", "greet", notice_given=None))
+    assert message["text"].startswith(knowledge.notice.text)
+    assert SlotSet("notice_given", True) in events
+    again, events = go(actions.ActionGreet(), tracker("hi", "greet"))
+    assert knowledge.notice.text not in again["text"]
+    assert SlotSet("notice_given", True) not in events
+
+
+@pytest.mark.parametrize(
+    ("action", "answer_id"),
+    [
+        (actions.ActionGreet(), "greet"),
+        (actions.ActionGoodbye(), "goodbye"),
+        (actions.ActionThanks(), "thanks"),
+        (actions.ActionBotChallenge(), "bot_challenge"),
+        (actions.ActionCapabilities(), "capabilities"),
+        (actions.ActionHandoff(), "handoff"),
+        (actions.ActionNotCovered(), "not_covered"),
+        (actions.ActionPersonalAdvice(), "personal_advice"),
+        (actions.ActionFallback(), "fallback"),
+    ],
+)
+def test_service_actions(go: Any, action: Any, answer_id: str) -> None:
+    message, _ = go(action, tracker("something", "x"))
+    assert message["custom"] == {"answer_id": answer_id, "kind": "service"}
+    assert action.name() == f"action_{answer_id}"
+
+
+def test_not_covered_offers_ranked_topics(go: Any) -> None:
+    message, _ = go(actions.ActionNotCovered(), tracker("does omt help asthma", "not_covered", ranking=["what_it_treats"]))
+    assert message["buttons"][0]["payload"] == "/what_it_treats"
+
+
+def test_personal_advice_with_a_population_gives_the_cited_fact(go: Any) -> None:
+    trk = tracker("im pregnant should i do it", "personal_advice", [{"entity": "population", "value": "pregnancy"}])
+    message, _ = go(actions.ActionPersonalAdvice(), trk)
+    assert message["custom"]["answer_id"] == "pregnancy"
+    assert message["custom"]["citation"]["quotes"]
+
+
+def test_second_miss_offers_the_handoff(go: Any) -> None:
+    message, events = go(actions.ActionFallback(), tracker("asdf", "nlu_fallback", misses=1.0))
+    assert message["custom"]["answer_id"] == "fallback"
+    assert message["buttons"][-1]["payload"] == "/handoff"
+    assert SlotSet("misses", 2.0) in events
+
+
+def test_a_good_answer_resets_misses(go: Any) -> None:
+    _, events = go(actions.ActionAnswer(), tracker("what is omt", "what_is_omt", misses=2.0))
+    assert SlotSet("misses", 0.0) in events
+
+
+def test_emergency_is_alone_without_notice(go: Any) -> None:
+    message, events = go(actions.ActionEmergency(), tracker("I have crushing chest pain", "emergency", notice_given=None))
+    assert message["custom"] == {"answer_id": "emergency", "kind": "safety"}
+    assert "911" in message["text"] and not message["buttons"]
+    assert SlotSet("notice_given", True) not in events
+
+
+def test_suicidal_message_gets_988(go: Any) -> None:
+    message, _ = go(actions.ActionEmergency(), tracker("i want to end my life", "emergency"))
+    assert "988" in message["text"]
+
+
+def test_every_reply_is_logged_without_patient_text(go: Any, tmp_path: Any) -> None:
+    go(actions.ActionAnswer(), tracker("my name is Jane Canary, does it hurt", "how_it_feels"))
+    log = (tmp_path / "replies.jsonl").read_text()
+    assert '"answer_id": "how_it_feels"' in log
+    assert "Canary" not in log and "patient-1" not in log

@@ -1,0 +1,78 @@
+"""Bad input over REST against the running stack: always a polite, contract-shaped reply."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from omt.contract import ALL_IDS, parent_id
+from omt.evaluate import contract_faults, load_questions, post, report, run
+from omt.knowledge import Knowledge
+
+pytestmark = pytest.mark.stack
+QUESTIONS = Path(__file__).parent / "fixtures" / "questions.yml"
+
+BAD_INPUTS = [
+    "",
+    "   \n\t ",
+    "a" * 10_000,
+    "does it hurt " * 800,
+    "😀😀🙏",
+    "¿El tratamiento osteopático duele?",
+    "Tut die Behandlung weh?",
+    "/greet",
+    "/nonexistent_intent",
+    '/how_it_feels{"technique": "<script>alert(1)</script>"}',
+    "/restart",
+    '/emergency{"x": 1}',
+    "<script>alert('x')</script>",
+    "<img src=x onerror=alert(1)>",
+    "{{ 7*7 }} ${jndi:ldap://x} %s %n",
+    "\u202etxet desrever\u200b\u200d",
+]
+
+
+def _turn(rest_url: str, text: str, sender: str | None = None) -> list[dict]:
+    return post(rest_url, sender or f"test-{uuid.uuid4().hex}", text)
+
+
+@pytest.mark.parametrize("text", BAD_INPUTS, ids=range(len(BAD_INPUTS)))
+def test_bad_input_gets_one_polite_contract_reply(rest_url: str, knowledge: Knowledge, text: str) -> None:
+    messages = _turn(rest_url, text)
+    answer_id, faults = contract_faults(messages, knowledge)
+    assert parent_id(answer_id) in ALL_IDS
+    assert not faults
+    shown = " ".join(str(m.get("text") or "") for m in messages)
+    assert shown.strip(), "never silence"
+    assert "Traceback" not in shown and "<script>" not in shown
+
+
+def test_a_conversation_with_follow_ups(rest_url: str, knowledge: Knowledge) -> None:
+    sender = f"test-{uuid.uuid4().hex}"
+    first = _turn(rest_url, "hi", sender)
+    assert contract_faults(first, knowledge)[0] == "greet"
+    assert knowledge.notice.text in first[0]["text"]
+    techniques = _turn(rest_url, "which techniques do they use", sender)
+    assert contract_faults(techniques, knowledge)[0] == "techniques"
+    assert knowledge.notice.text not in techniques[0]["text"]
+    assert contract_faults(_turn(rest_url, "the third one", sender), knowledge)[0] == "myofascial_release"
+    assert contract_faults(_turn(rest_url, "tell me more", sender), knowledge)[0] == "myofascial_release"
+
+
+def test_emergency_is_answered_alone_mid_conversation(rest_url: str, knowledge: Knowledge) -> None:
+    sender = f"test-{uuid.uuid4().hex}"
+    _turn(rest_url, "what is omt", sender)
+    messages = _turn(rest_url, "what is muscle energy, also my chest hurts really bad right now", sender)
+    assert contract_faults(messages, knowledge) == ("emergency", [])
+    assert len(messages) == 2 and "911" in messages[0]["text"]
+
+
+def test_own_question_set(rest_url: str, knowledge: Knowledge) -> None:
+    """Our own questions (not training data, not the dev set): a regression floor."""
+    turns = list(run(rest_url, load_questions(QUESTIONS), knowledge))
+    figures, _ = report(turns, 0.9)
+    assert figures["citation_faults"] == 0
+    assert figures["emergency_right"] == figures["emergency_total"]
+    assert figures["accuracy"] >= 0.9, figures["misses"]
