@@ -20,10 +20,14 @@ logger = logging.getLogger("omt.provenance")
 DEV_HASH_KEY = "dev-only-not-secret"
 
 
+def keyed_hash(value: str, key: str) -> str:
+    """HMAC-SHA256 of `value` as hex: stable per key, useless without it (ids, phone numbers)."""
+    return hmac.new(key.encode(), value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
 def conversation_hash(sender_id: str, key: str | None = None) -> str:
     """Keyed hash of a conversation id, so log lines can be grouped but not traced back."""
-    secret = (key or os.environ.get("OMT_HASH_KEY") or DEV_HASH_KEY).encode()
-    return hmac.new(secret, sender_id.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+    return keyed_hash(sender_id, key or os.environ.get("OMT_HASH_KEY") or DEV_HASH_KEY)[:16]
 
 
 def reply_record(sender_id: str, answer_id: str, confidence: float | None, channel: str | None, version: str) -> dict[str, Any]:

@@ -81,6 +81,9 @@ class Stack:
             ACTION_ENDPOINT_URL=f"http://127.0.0.1:{self.actions_port}/webhook",
             TRACKER_DB=str(self.tracker_db),
             OMT_PROVENANCE_LOG=str(self.workdir / "replies.jsonl"),
+            TWILIO_AUTH_TOKEN="test-twilio-token",
+            SMS_SENDER_KEY="test-sender-key",
+            SMS_WEBHOOK_URL=f"{self.url}/webhooks/sms/webhook",
         )
         env.update(self.extra_env)
         return env

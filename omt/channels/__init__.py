@@ -1,0 +1,1 @@
+"""Our own Rasa input channels, loaded by module path from credentials.yml."""

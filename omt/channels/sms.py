@@ -1,0 +1,250 @@
+"""The SMS line: Twilio's messaging webhook as a Rasa input channel (POST /webhooks/sms/webhook).
+
+The reply goes back in the webhook's own response as TwiML, so there is no outbound API
+call and no account id to keep. Every request must carry Twilio's signature for our
+public URL; secrets come from the environment (TWILIO_AUTH_TOKEN, SMS_SENDER_KEY,
+SMS_WEBHOOK_URL), never from credentials.yml. The phone number is replaced by a keyed
+hash before anything reaches Rasa, so it is never stored or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import traceback
+from dataclasses import dataclass, fields
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
+from urllib.parse import parse_qs
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, Event
+from rasa.shared.core.trackers import DialogueStateTracker
+from sanic import Blueprint, response
+from sanic.request import Request, RequestParameters
+from sanic.response import HTTPResponse
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from omt.knowledge import Knowledge, get_knowledge
+from omt.provenance import keyed_hash
+from omt.render.sms import SMS_BUDGET, SmsTexts, compose_sms, get_sms_texts, render_sms, render_text
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+# Twilio's keywords (Advanced Opt-Out): matched on the whole message, case-insensitive,
+# like Twilio does, so our state never disagrees with the carrier's.
+OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit"})
+OPT_IN_WORDS = frozenset({"start", "unstop"})
+HELP_WORDS = frozenset({"help", "info"})
+_MENU_NUMBER = re.compile(r"\s*(\d{1,2})\s*[.)]?\s*")
+
+OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+
+
+class TrackerSource(Protocol):
+    """The part of Rasa's tracker store the channel reads (the last buttons shown)."""
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None: ...
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """The channel's configuration: secrets from the environment, limits from credentials.yml."""
+
+    auth_token: str = ""
+    sender_key: str = ""
+    webhook_url: str = ""
+    max_body_chars: int = 1600  # Twilio's own limit for one message
+    max_reply_chars: int = SMS_BUDGET
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], options: Mapping[str, Any] | None = None) -> SmsSettings:
+        """Secrets from `env`; the numeric limits from the credentials.yml section."""
+        limits = {f.name for f in fields(cls)} - {"auth_token", "sender_key", "webhook_url"}
+        unknown = set(options or {}) - limits
+        if unknown:
+            raise ValueError(f"sms channel: unknown option(s) {sorted(unknown)}; known: {sorted(limits)}")
+        return cls(
+            auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+            sender_key=env.get("SMS_SENDER_KEY", ""),
+            webhook_url=env.get("SMS_WEBHOOK_URL", ""),
+            **{name: int(value) for name, value in (options or {}).items()},
+        )
+
+    def missing(self) -> list[str]:
+        """Environment variables without which no request can be trusted or stored safely."""
+        values = {
+            "TWILIO_AUTH_TOKEN": self.auth_token,
+            "SMS_SENDER_KEY": self.sender_key,
+            "SMS_WEBHOOK_URL": self.webhook_url,
+        }
+        return [name for name, value in values.items() if not value]
+
+
+def keyword(body: str) -> str | None:
+    """ "stop", "start" or "help" when the whole message is one of Twilio's keywords."""
+    word = body.strip().casefold()
+    if word in OPT_OUT_WORDS:
+        return "stop"
+    if word in OPT_IN_WORDS:
+        return "start"
+    if word in HELP_WORDS:
+        return "help"
+    return None
+
+
+def menu_number(body: str) -> int | None:
+    """The number of a whole-message reply such as "2" (a pick from the numbered list)."""
+    match = _MENU_NUMBER.fullmatch(body)
+    return int(match.group(1)) if match else None
+
+
+def last_menu(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """The last bot message that had buttons, as the messages Rasa collected for it."""
+    for event in reversed(list(events)):
+        if isinstance(event, BotUttered) and event.data.get("buttons"):
+            custom = event.data.get("custom")
+            return [
+                {"text": event.text, "buttons": list(event.data["buttons"])},
+                *([{"custom": custom}] if custom else []),
+            ]
+    return []
+
+
+def pressed_payload(number: int, buttons: Sequence[Mapping[str, Any]]) -> str | None:
+    """The payload of button `number` (1-based), or None when there is no such button."""
+    if 1 <= number <= len(buttons):
+        return str(buttons[number - 1].get("payload") or "") or None
+    return None
+
+
+def form_params(body: bytes) -> RequestParameters | None:
+    """The form fields, blank ones included: Twilio signs those too (Sanic's `form` drops them)."""
+    try:
+        return RequestParameters(parse_qs(body.decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return None
+
+
+def twiml(body: str | None) -> str:
+    """A TwiML reply: one <Message>, or an empty <Response/> for no reply at all."""
+    reply = MessagingResponse()
+    if body:
+        reply.message(body)
+    return str(reply)
+
+
+class SmsInput(InputChannel):
+    """Answers each signed Twilio webhook with one SMS, rendered by omt.render.sms."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "sms"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        knowledge = get_knowledge()  # a bad knowledge file stops the start, like the actions'
+        return cls(SmsSettings.from_env(os.environ, credentials), knowledge, get_sms_texts())
+
+    def __init__(self, settings: SmsSettings, knowledge: Knowledge, texts: SmsTexts) -> None:
+        self.settings = settings
+        self.knowledge = knowledge
+        self.texts = texts
+        budget = settings.max_reply_chars
+        self._canned = {
+            "start": render_text(texts.start, budget),
+            "help": render_text(texts.help, budget),
+            "too_long": render_text(texts.too_long, budget),
+            "media_only": render_text(texts.media_only, budget),
+            "error": render_text(knowledge.fill(knowledge.replies["error"].sms), budget),
+        }
+        self._missing = settings.missing()
+        if self._missing:  # said once here, not on every refused request
+            logger.error("SMS channel refuses every request (403): %s not set", ", ".join(self._missing))
+
+    def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        webhook = Blueprint("sms_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            trackers = getattr(getattr(request.app.ctx, "agent", None), "tracker_store", None)
+            signature = request.headers.get(SIGNATURE_HEADER)
+            status, body = await self.respond(request.body, signature, on_new_message, trackers)
+            return response.text(body, status=status, content_type="text/xml" if status == 200 else "text/plain")
+
+        return webhook
+
+    async def respond(
+        self, body: bytes, signature: str | None, on_new_message: OnNewMessage, trackers: TrackerSource | None
+    ) -> tuple[int, str]:
+        """(HTTP status, response body) for one webhook request: 403 unless signed, else TwiML."""
+        params = form_params(body)
+        if params is None or not self._signed(params, signature):
+            return 403, "Forbidden"
+        try:
+            reply = await self._reply(params, on_new_message, trackers)
+        except Exception as exc:  # never a 500 to Twilio; the log holds no patient text
+            logger.error(
+                "SMS turn failed (%s); sent the apology. Traceback (values omitted):\n%s",
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            reply = self._canned["error"]
+        return 200, twiml(reply)
+
+    def _signed(self, params: RequestParameters, signature: str | None) -> bool:
+        if self._missing:
+            return False
+        validator = RequestValidator(self.settings.auth_token)
+        if signature and validator.validate(self.settings.webhook_url, params, signature):
+            return True
+        logger.warning("SMS webhook: refused a request without a valid %s", SIGNATURE_HEADER)
+        return False
+
+    async def _reply(
+        self, params: RequestParameters, on_new_message: OnNewMessage, trackers: TrackerSource | None
+    ) -> str | None:
+        """The SMS to send back, or None for no reply (opt-out, or nobody to answer)."""
+        sender, body = str(params.get("From") or ""), str(params.get("Body") or "")
+        word = keyword(body)
+        if not sender or word == "stop":
+            return None
+        if word is not None:
+            return self._canned[word]
+        if len(body) > self.settings.max_body_chars:
+            return self._canned["too_long"]
+        if not body.strip():  # media only (NumMedia > 0), or an empty text
+            return self._canned["media_only"]
+        sender_id = keyed_hash(sender, self.settings.sender_key)
+        collector = CollectingOutputChannel()
+        message = UserMessage(
+            await self._pressed(body, sender_id, trackers),
+            collector,
+            sender_id,
+            input_channel=self.name(),
+            message_id=params.get("MessageSid"),
+        )
+        await on_new_message(message)
+        rendered = render_sms(collector.messages, self.knowledge, self.texts, self.settings.max_reply_chars)
+        return rendered or self._canned["error"]  # no answer at all means something failed on our side
+
+    async def _pressed(self, body: str, sender_id: str, trackers: TrackerSource | None) -> str:
+        """A numeric reply becomes the payload of that button of the list shown last.
+
+        Only the buttons the SMS listed count: re-rendering that reply says how many fit.
+        """
+        number = menu_number(body)
+        if number is None or trackers is None:
+            return body
+        tracker = await trackers.retrieve(sender_id)
+        menu = last_menu(tracker.events if tracker else ())
+        if not menu:
+            return body
+        shown = compose_sms(menu, self.knowledge, self.texts, self.settings.max_reply_chars).buttons_shown
+        return pressed_payload(number, menu[0]["buttons"][:shown]) or body

@@ -1,0 +1,183 @@
+"""SMS rendering is pure: every reply the knowledge can produce fits one GSM-7 SMS, cited."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa.core.channels.channel import CollectingOutputChannel
+
+from omt import replies
+from omt.knowledge import SERVICE_REPLIES, Knowledge, KnowledgeError
+from omt.render.sms import (
+    GSM7_BASIC,
+    GSM7_EXTENSION,
+    SMS_BUDGET,
+    SmsTexts,
+    compose_sms,
+    gsm7_length,
+    load_sms_texts,
+    render_sms,
+    render_text,
+    to_gsm7,
+)
+from omt.replies import Reply
+
+SOURCE_SMS = "Source: WebMD, reviewed Nov 2020"
+# Service texts that are not answer ids of their own (the contract's id they are sent with).
+SENT_AS = {"crisis": "emergency", "fallback_handoff": "fallback", "error": "fallback"}
+
+
+@pytest.fixture(scope="module")
+def texts(knowledge: Knowledge) -> SmsTexts:
+    return load_sms_texts(knowledge)
+
+
+def collected(*turn: Reply) -> list[dict[str, Any]]:
+    """What Rasa's CollectingOutputChannel holds after the actions sent these replies."""
+    collector = CollectingOutputChannel()
+    for reply in turn:
+        message: dict[str, Any] = {"text": reply.text, "custom": reply.custom()}
+        if reply.buttons:
+            message["buttons"] = [b.as_dict() for b in reply.buttons]
+        asyncio.run(collector.send_response("patient", message))
+    return collector.messages
+
+
+def sms(knowledge: Knowledge, texts: SmsTexts, *turn: Reply, budget: int = SMS_BUDGET) -> str:
+    return render_sms(collected(*turn), knowledge, texts, budget)
+
+
+def assert_one_gsm7_sms(body: str) -> None:
+    assert body, "never an empty reply"
+    assert gsm7_length(body) <= SMS_BUDGET, f"{gsm7_length(body)} > {SMS_BUDGET}: {body!r}"
+    assert set(body) <= GSM7_BASIC | GSM7_EXTENSION, set(body) - GSM7_BASIC - GSM7_EXTENSION
+
+
+def all_replies(knowledge: Knowledge) -> list[Reply]:
+    """Every reply shape the actions can send, with and without the one-time notice."""
+    shapes: list[Reply] = []
+    for topic in knowledge.entries:
+        shapes.append(replies.knowledge_reply(knowledge, topic))
+        shapes.append(replies.knowledge_reply(knowledge, topic, verbatim=True))
+        shapes.append(replies.knowledge_reply(knowledge, topic, mentioned=replies.CAVEAT_TOPICS))
+        shapes.append(replies.knowledge_reply(knowledge, topic, mentioned=replies.CAVEAT_TOPICS, verbatim=True))
+    shapes += [replies.service_reply(knowledge, name, answer_id=SENT_AS.get(name)) for name in SERVICE_REPLIES]
+    shapes += [replies.personal_advice_reply(knowledge, t) for t in (None, *replies.CAVEAT_TOPICS)]
+    shapes += [replies.fallback_reply(knowledge, ["migraine", "low_back_pain", "pregnancy"], m) for m in (1, 2)]
+    shapes.append(replies.not_covered_reply(knowledge, ["what_it_treats", "low_back_pain", "migraine"]))
+    return shapes + [replies.with_notice(knowledge, r) for r in shapes]
+
+
+def test_every_reply_fits_one_gsm7_sms(knowledge: Knowledge, texts: SmsTexts) -> None:
+    for reply in all_replies(knowledge):
+        assert_one_gsm7_sms(sms(knowledge, texts, reply))
+
+
+@pytest.mark.parametrize("topic", ["what_is_omt", "techniques", "pregnancy", "about_source"])
+def test_knowledge_answer_is_the_short_form_with_a_compact_citation(
+    knowledge: Knowledge, texts: SmsTexts, topic: str
+) -> None:
+    body = sms(knowledge, texts, replies.with_notice(knowledge, replies.knowledge_reply(knowledge, topic)))
+    lines = body.split("\n")
+    assert to_gsm7(knowledge.entries[topic].sms) in lines
+    assert SOURCE_SMS in lines
+    assert (
+        knowledge.entries[topic].answer not in body or knowledge.entries[topic].answer == knowledge.entries[topic].sms
+    )
+    assert "answer_id" not in body and "{" not in body, "the contract's payload is never shown"
+
+
+def test_every_entry_and_service_text_has_a_short_form_that_is_used(knowledge: Knowledge, texts: SmsTexts) -> None:
+    for entry in knowledge.entries.values():
+        body = sms(knowledge, texts, replies.knowledge_reply(knowledge, entry.answer_id))
+        assert to_gsm7(entry.sms) in body
+    for name, spec in knowledge.replies.items():
+        body = sms(knowledge, texts, replies.service_reply(knowledge, name, answer_id=SENT_AS.get(name)))
+        assert body.startswith(to_gsm7(knowledge.fill(spec.sms)))
+
+
+def test_buttons_become_a_numbered_list_in_the_same_sms(knowledge: Knowledge, texts: SmsTexts) -> None:
+    body = sms(knowledge, texts, replies.knowledge_reply(knowledge, "techniques"))
+    assert body.split("\n")[-1] == (
+        "Reply 1 for Soft tissue technique, 2 for Muscle energy technique, 3 for Myofascial release,"
+        " 4 for Cranial technique"
+    )
+
+
+def test_over_budget_drops_buttons_from_the_end_first(knowledge: Knowledge, texts: SmsTexts) -> None:
+    reply = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "techniques"))
+    body = sms(knowledge, texts, reply)
+    assert body.startswith(to_gsm7(knowledge.fill(knowledge.notice.sms)))
+    assert "Reply 1 for Soft tissue technique" in body
+    assert "4 for Cranial technique" not in body
+    assert compose_sms(collected(reply), knowledge, texts).buttons_shown == 2, "a reply of 3 or 4 picks nothing"
+
+
+def test_then_the_notice_then_shortening_but_never_the_citation(knowledge: Knowledge, texts: SmsTexts) -> None:
+    reply = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "techniques"))
+    body = sms(knowledge, texts, reply, budget=160)
+    assert "Reply" not in body and "Automated assistant" not in body
+    assert body.split("\n") == [to_gsm7(knowledge.entries["techniques"].sms), SOURCE_SMS]
+    long = replies.knowledge_reply(knowledge, "techniques", verbatim=True)
+    short = sms(knowledge, texts, long, budget=120)
+    assert gsm7_length(short) <= 120
+    assert short.split("\n")[-1] == SOURCE_SMS
+    assert short.startswith('"The practice includes 40 different techniques')
+
+
+def test_emergency_comes_first_and_whole(knowledge: Knowledge, texts: SmsTexts) -> None:
+    emergency = replies.emergency_reply(knowledge, crisis=False)
+    answer = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "how_it_feels"))
+    whole = to_gsm7(knowledge.replies["emergency"].sms)
+    assert sms(knowledge, texts, answer, emergency).startswith(whole + "\n")
+    assert sms(knowledge, texts, emergency) == whole
+    assert sms(knowledge, texts, answer, emergency, budget=60) == whole, "never cut, whatever the budget"
+    crisis = sms(knowledge, texts, replies.emergency_reply(knowledge, crisis=True))
+    assert crisis == to_gsm7(knowledge.replies["crisis"].sms) and "988" in crisis
+
+
+def test_curly_quotes_dashes_ellipsis_are_transliterated_and_emoji_dropped() -> None:
+    assert to_gsm7("“Hi” — it’s… fine 😀 café naïve\u00a0ok") == '"Hi" - it\'s... fine café naive ok'
+    assert to_gsm7("‘a’ – b") == "'a' - b"
+
+
+def test_verbatim_quotes_are_kept_in_ascii(knowledge: Knowledge, texts: SmsTexts) -> None:
+    body = sms(knowledge, texts, replies.knowledge_reply(knowledge, "how_it_feels", verbatim=True))
+    assert body.startswith('"If you get OMT, you should expect your DO to use their hands')
+    assert "“" not in body and "’" not in body
+
+
+def test_extension_characters_count_twice() -> None:
+    assert gsm7_length("a[b]€") == 8
+    assert gsm7_length(render_text("{" * 400)) <= SMS_BUDGET
+
+
+def test_a_turn_without_text_renders_nothing(knowledge: Knowledge, texts: SmsTexts) -> None:
+    assert (
+        render_sms([{"recipient_id": "x", "custom": {"answer_id": "greet", "kind": "service"}}], knowledge, texts) == ""
+    )
+    assert render_sms([], knowledge, texts) == ""
+
+
+def test_the_lines_own_texts_fit_and_fill_the_clinic(knowledge: Knowledge, texts: SmsTexts) -> None:
+    for text in (texts.start, texts.help, texts.too_long, texts.media_only):
+        assert_one_gsm7_sms(render_text(text))
+    assert knowledge.clinic.phone in texts.help and "{" not in texts.help
+
+
+def test_bad_sms_texts_stop_the_load(knowledge: Knowledge, tmp_path: Path) -> None:
+    bad = tmp_path / "sms.yml"
+    bad.write_text('keywords: {start: "hi {nope}", help: h}\ntoo_long: t\nmedia_only: m\nmenu: {first: a, next: b}\n')
+    with pytest.raises(KnowledgeError, match="placeholder"):
+        load_sms_texts(knowledge, bad)
+    bad.write_text("keywords: {start: hi}\n")
+    with pytest.raises(KnowledgeError, match="missing"):
+        load_sms_texts(knowledge, bad)
+    bad.write_text(
+        f"keywords: {{start: {'x' * 400}, help: h}}\ntoo_long: t\nmedia_only: m\nmenu: {{first: a, next: b}}\n"
+    )
+    with pytest.raises(KnowledgeError, match="longer than"):
+        load_sms_texts(knowledge, bad)
