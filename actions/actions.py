@@ -6,6 +6,7 @@ omt.routing, the payload shape in omt.replies. Every reply is logged (no patient
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
@@ -33,11 +34,12 @@ def _ranking(tracker: Tracker, exclude: list[str] | None = None) -> list[str]:
     return routing.ranked_topics(tracker.latest_message.get("intent_ranking") or [], exclude or [])
 
 
-class ReplyAction(Action):
+class ReplyAction(Action, abc.ABC):
     """Common tail of every action: notice, slots, dispatch and provenance."""
 
+    @abc.abstractmethod
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
-        raise NotImplementedError
+        """The reply for this turn; `run` does the rest."""
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
         knowledge = get_knowledge()
@@ -94,7 +96,10 @@ class ActionAnswer(ReplyAction):
 class ActionService(ReplyAction):
     """A service reply named after the action (`action_greet` -> `greet`)."""
 
-    reply_name = ""
+    @property
+    @abc.abstractmethod
+    def reply_name(self) -> str:
+        """The reply's name in knowledge/service.yml; also names the action."""
 
     def name(self) -> Text:
         return f"action_{self.reply_name}"
