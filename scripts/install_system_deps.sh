@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # System packages the browser tests need (tests/test_web_*.py): Debian's headless
-# Chromium and its driver. Idempotent: apt runs only when something is missing, and
-# then `apt-get update` runs once before the install. Needs root (CI runs as root).
+# Chromium, its driver, and a font so screenshots show text; and nginx, which
+# tests/test_nginx.py runs in front of the stack (deploy/nginx/omt.conf); and PostgreSQL,
+# which tests/test_retention.py starts on loopback to test `make purge`. Idempotent: apt runs
+# only when a package is missing, with one `apt-get update` first. Needs root (as CI).
 set -euo pipefail
-packages=(chromium chromium-driver)
+packages=(chromium chromium-driver fonts-dejavu-core nginx postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

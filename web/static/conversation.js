@@ -1,0 +1,199 @@
+/**
+ * One conversation with the assistant over Rasa's socket.io channel, shared by the widget
+ * and the kiosk.
+ *
+ * - The session id (Rasa's sender id) is random per browser session: made here with
+ *   crypto.getRandomValues, kept in sessionStorage only, and replaced by `reset()`.
+ * - The transcript is kept in sessionStorage, nowhere else (no cookies, no localStorage),
+ *   so it survives a reload of the tab and is gone when the tab closes.
+ * - `reset()` also erases the old conversation on the server: the next connection sends
+ *   the socket.io `forget` event for each session id left behind (kept in `state.forget`
+ *   until the server acknowledges, so going offline or reloading does not lose it).
+ * - Events: "message" (detail: an entry {from: "user"|"bot", ...}), "status" (detail:
+ *   "connecting" | "online" | "offline"), "waiting" (detail: true | false), "slow".
+ */
+
+// The socket.io client (npm, copied by `make web`); its UMD build sets globalThis.io.
+import "./vendor/socket.io.min.js";
+import { botEntry } from "./render.js";
+
+const MAX_STORED = 80;
+const SLOW_REPLY_MS = 20000;
+
+/** 32 random hex characters: the format the server accepts as a session id. */
+export function newSessionId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function readStorage(key) {
+  try {
+    const value = JSON.parse(sessionStorage.getItem(key) ?? "null");
+    return value && typeof value === "object" ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+export class Conversation extends EventTarget {
+  /** @param {{socketUrl: string, storageKey: string}} options */
+  constructor({ socketUrl, storageKey }) {
+    super();
+    this.socketUrl = socketUrl;
+    this.storageKey = storageKey;
+    this.socket = null;
+    this.ready = false;
+    this.queue = [];
+    this.slowTimer = 0;
+    const stored = readStorage(storageKey);
+    this.state = stored && /^[0-9a-f]{32}$/.test(stored.sessionId ?? "") ? stored : this.freshState();
+    if (!Array.isArray(this.state.messages)) this.state.messages = [];
+    if (!this.state.ui || typeof this.state.ui !== "object") this.state.ui = {};
+    if (!Array.isArray(this.state.forget)) this.state.forget = [];
+    this.save();
+  }
+
+  freshState() {
+    return { sessionId: newSessionId(), messages: [], ui: {}, forget: [] };
+  }
+
+  get messages() {
+    return this.state.messages;
+  }
+
+  get sessionId() {
+    return this.state.sessionId;
+  }
+
+  /** UI flags kept with the conversation (the widget's open state, the greeting sent). */
+  get ui() {
+    return this.state.ui;
+  }
+
+  save() {
+    this.state.messages = this.state.messages.slice(-MAX_STORED);
+    try {
+      sessionStorage.setItem(this.storageKey, JSON.stringify(this.state));
+    } catch {
+      // Storage full or disabled: the conversation still works, it just won't survive a reload.
+    }
+  }
+
+  emitEvent(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  connect() {
+    if (this.socket || typeof globalThis.io !== "function") {
+      if (!this.socket) this.emitEvent("status", "offline");
+      return;
+    }
+    this.emitEvent("status", "connecting");
+    // forceNew: after reset() the next socket must be a new connection, not a cached one.
+    const socket = globalThis.io(this.socketUrl, { path: "/socket.io", forceNew: true, reconnectionDelayMax: 10000 });
+    this.socket = socket;
+    socket.on("connect", () => {
+      this.ready = false;
+      socket.emit("session_request", { session_id: this.state.sessionId });
+    });
+    socket.on("session_confirm", (id) => {
+      if (socket !== this.socket) return;
+      if (typeof id === "string" && /^[0-9a-f]{32}$/.test(id) && id !== this.state.sessionId) {
+        this.state.sessionId = id;
+        this.save();
+      }
+      this.ready = true;
+      this.emitEvent("status", "online");
+      this.sendForgets(socket);
+      for (const message of this.queue.splice(0)) this.emitUser(message);
+    });
+    socket.on("bot_uttered", (message) => {
+      if (socket !== this.socket) return;
+      const entry = botEntry(message);
+      if (!entry.text && !entry.buttons.length) return;
+      this.setWaiting(false);
+      this.state.messages.push(entry);
+      this.save();
+      this.emitEvent("message", entry);
+    });
+    socket.on("disconnect", () => {
+      if (socket !== this.socket) return;
+      this.ready = false;
+      this.emitEvent("status", "offline");
+    });
+    socket.on("connect_error", () => {
+      if (socket === this.socket) this.emitEvent("status", "offline");
+    });
+  }
+
+  emitUser(message) {
+    this.socket.emit("user_uttered", { message, session_id: this.state.sessionId });
+  }
+
+  setWaiting(waiting) {
+    clearTimeout(this.slowTimer);
+    if (waiting) this.slowTimer = setTimeout(() => this.emitEvent("slow"), SLOW_REPLY_MS);
+    this.emitEvent("waiting", waiting);
+  }
+
+  /**
+   * Send `message` (typed text, or a button's payload). `shown` is what the transcript
+   * shows for it: the typed text, a button's title, or null for nothing (the greeting).
+   */
+  send(message, shown = message) {
+    const text = String(message).trim();
+    if (!text) return;
+    if (shown !== null) {
+      const entry = { from: "user", text: String(shown) };
+      this.state.messages.push(entry);
+      this.save();
+      this.emitEvent("message", entry);
+    }
+    this.setWaiting(true);
+    if (this.ready && this.socket) this.emitUser(text);
+    else this.queue.push(text);
+    this.connect();
+  }
+
+  /** Ask the server to erase each conversation left by `reset()`; drop an id once it acknowledges. */
+  sendForgets(socket) {
+    for (const sessionId of this.state.forget) {
+      socket.emit("forget", { session_id: sessionId }, (ack) => {
+        if (!ack?.forgotten) return; // kept: tried again on the next connection
+        this.state.forget = this.state.forget.filter((id) => id !== sessionId);
+        this.save();
+      });
+    }
+  }
+
+  /**
+   * Forget everything: close the socket, clear storage, start again with a new session id,
+   * and have the server erase the old conversation (sent once the new socket is confirmed).
+   */
+  reset() {
+    const forget = [...this.state.forget, this.state.sessionId];
+    this.close();
+    try {
+      sessionStorage.removeItem(this.storageKey);
+    } catch {
+      // nothing stored
+    }
+    this.state = this.freshState();
+    this.state.forget = forget;
+    this.save();
+    this.connect();
+  }
+
+  close() {
+    this.setWaiting(false);
+    this.queue = [];
+    this.ready = false;
+    if (this.socket) {
+      const socket = this.socket;
+      this.socket = null;
+      socket.removeAllListeners();
+      socket.disconnect();
+    }
+  }
+}
