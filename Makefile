@@ -8,7 +8,7 @@ RASA    := $(VENV)/bin/rasa
 MODEL   := models/omt.tar.gz
 SPACY   := build/spacy_omt
 GEN_NLU := data/generated_synonyms.yml
-QUESTIONS ?= ../shared/eval/dev_questions.yml
+QUESTIONS ?= tests/fixtures/questions.yml
 MIN_ACCURACY ?= 0.95
 
 export RASA_TELEMETRY_ENABLED := false
@@ -21,7 +21,8 @@ export TRACKER_DB ?= .data/tracker.db
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py
 
-.PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean
+.PHONY: bench-nlu thresholds
+.PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -41,13 +42,27 @@ $(SPACY)/meta.json $(GEN_NLU) &: $(VENV)/.installed knowledge/omt.yml omt/nlp_bu
 
 train: $(MODEL) ## Build the spaCy pipeline, then `rasa train` (skipped when no input changed)
 $(MODEL): $(TRAIN_INPUTS) $(SPACY)/meta.json
-	$(RASA) train --config config.yml --domain domain.yml --data data --out models --fixed-model-name omt
+	@mkdir -p models
+	@# Train into a private folder, then rename: a running stack never loads a half-written model.
+	flock models/.train.lock sh -c '$(RASA) train --config config.yml --domain domain.yml --data data \
+	  --out models/.tmp-$$$$ --fixed-model-name omt && mv models/.tmp-$$$$/omt.tar.gz $(MODEL) && rmdir models/.tmp-$$$$'
 
-run: $(MODEL) ## Chat: action server (5055) + Rasa REST (5005), SQLite tracker in .data/; Ctrl-C stops all
+run: $(MODEL) web ## Chat: action server (5055) + Rasa REST/socket.io (5005) + web pages (8080), SQLite tracker in .data/; Ctrl-C stops all
 	MODEL=$(MODEL) scripts/run_stack.sh
+
+WEB_VENDOR := web/static/vendor/socket.io.min.js
+web: $(WEB_VENDOR) ## Widget + kiosk assets: `npm ci` in web/, socket.io client copied to web/static/vendor/ (git-ignored)
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+$(WEB_VENDOR): web/node_modules/.package-lock.json
+	mkdir -p $(@D)
+	cp web/node_modules/socket.io-client/dist/socket.io.min.js web/node_modules/socket.io-client/dist/socket.io.min.js.map $(@D)/
 
 shell: $(MODEL) ## Terminal conversation against the running action server (start `make run` first)
 	ACTION_ENDPOINT_URL=http://127.0.0.1:$(ACTIONS_PORT)/webhook $(RASA) shell --model $(MODEL) --endpoints endpoints.yml
+
+sms: $(VENV)/.installed ## Play an SMS conversation through the real webhook with valid signatures
+	$(PY) scripts/sms_demo.py $(SMS_ARGS)
 
 validate: $(GEN_NLU) ## rasa data validate
 	$(RASA) data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
@@ -58,12 +73,18 @@ unit: $(VENV)/.installed ## Unit tests only (no running stack)
 stories: $(MODEL) ## Test stories (happy and unhappy paths)
 	$(RASA) test core --model $(MODEL) --stories tests/ --fail-on-prediction-errors --out results/stories
 
-test: lint validate $(MODEL) ## Everything CI runs: lint, data validation, unit + stack tests, test stories, dev-set eval
+test: lint validate $(MODEL) web ## Everything CI runs: lint, data validation, unit + stack tests, test stories, dev-set eval
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory stories
 
 eval: $(MODEL) ## Accuracy on a question file (QUESTIONS=path MIN_ACCURACY=x) against a stack it starts
 	$(PY) -m omt.evaluate --questions $(QUESTIONS) --min-accuracy $(MIN_ACCURACY) --start-stack
+
+bench-nlu: $(GEN_NLU) ## Ours vs Rasa's default pipeline vs TF-IDF+logistic regression on QUESTIONS (one run)
+	$(PY) -m omt.nlu_bench --questions $(QUESTIONS) --configs config.yml bench/rasa_default.yml
+
+thresholds: $(GEN_NLU) ## Sweep FallbackClassifier thresholds (5-fold CV + QUESTIONS); table + reports/thresholds.png
+	$(PY) -m omt.thresholds --questions $(QUESTIONS) --folds 5 --min-precision 0.98
 
 cv: $(GEN_NLU) ## NLU cross-validation (5 folds); Rasa's reports go to results/cv
 	$(RASA) test nlu --config config.yml --nlu data --cross-validation --folds 5 --out results/cv
@@ -75,6 +96,29 @@ lint: $(VENV)/.installed ## ruff and mypy
 
 log-summary: ## Summarise the provenance log (answers per id; not-covered/fallback/emergency rates)
 	$(PY) -m omt.log_summary $${LOG:-logs/replies.jsonl}
+
+purge: $(VENV)/.installed ## Delete conversations idle for more than DAYS days (SQLite or PostgreSQL)
+	@test -n "$(DAYS)" || { echo "usage: make purge DAYS=N  (database: TRACKER_DB_URL, else SQLite at TRACKER_DB)"; exit 2; }
+	$(PY) -m omt.retention --days $(DAYS)
+
+# pip-audit lives in its own venv (system Python): its dependencies clash with Rasa's pins.
+AUDIT_VENV   := .venv-audit
+AUDIT_PYTHON ?= /usr/bin/python3
+AUDIT_PROBE  := https://pypi.org/pypi/requests/2.31.0/json
+audit: $(AUDIT_VENV)/.installed ## Known vulnerabilities of requirements.txt (pip-audit); fails when the database cannot answer
+	@err=$$($(AUDIT_VENV)/bin/python -c 'import sys, urllib.request as u; u.urlopen(sys.argv[1], timeout=20)' '$(AUDIT_PROBE)' 2>&1 | tail -n 1); \
+	if [ -n "$$err" ]; then echo "make audit: FAILED, nothing was audited: PyPI's vulnerability data does not answer ($(AUDIT_PROBE): $$err)" >&2; exit 2; fi
+	@$(AUDIT_VENV)/bin/pip-audit -r requirements.txt --no-deps --disable-pip --strict --progress-spinner off --aliases on \
+	  || { echo "make audit: FAILED: vulnerabilities listed above, or a package the database could not check" >&2; exit 1; }
+$(AUDIT_VENV)/.installed:
+	$(AUDIT_PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/pip install -q pip-audit
+	@touch $@
+
+NGINX_LISTEN ?= 127.0.0.1:8000
+nginx-conf: $(VENV)/.installed ## Render deploy/nginx/omt.conf to build/nginx/ (NGINX_LISTEN, SERVER_NAME, WEB_PORT, RASA_PORT)
+	$(PY) scripts/render_nginx_conf.py --listen $(NGINX_LISTEN) --out build/nginx/omt.conf
+	@echo "run: nginx -p $(CURDIR)/build/nginx -c $(CURDIR)/build/nginx/omt.conf -g 'daemon off;'"
 
 clean: ## Remove built models, pipelines and results (keeps the venv)
 	rm -rf build models results .rasa $(GEN_NLU)

@@ -80,13 +80,13 @@ def training_examples(data_dir: Path = Path("data")) -> list[tuple[str, str]]:
     return examples
 
 
-def rasa_parser(config: Path, workdir: Path) -> tuple[Callable[[str], Parse], float]:
-    """Train a Rasa NLU model from `config` on data/; return its parse function and seconds."""
+def rasa_parser(config: Path, workdir: Path, nlu: str = "data") -> tuple[Callable[[str], Parse], float]:
+    """Train a Rasa NLU model from `config` on `nlu`; return its parse function and seconds."""
     from rasa.core.agent import Agent
     from rasa.model_training import train_nlu
 
     start = time.perf_counter()
-    model = train_nlu(str(config), "data", str(workdir), fixed_model_name=config.stem)
+    model = train_nlu(str(config), nlu, str(workdir), fixed_model_name=config.stem)
     seconds = time.perf_counter() - start
     if model is None:
         raise RuntimeError(f"training {config} failed")
