@@ -21,7 +21,7 @@ export TRACKER_DB ?= .data/tracker.db
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py
 
-.PHONY: bench-nlu thresholds
+.PHONY: bench-nlu thresholds screen-report typos
 .PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
 
 help: ## List the targets
@@ -85,6 +85,12 @@ bench-nlu: $(GEN_NLU) ## Ours vs Rasa's default pipeline vs TF-IDF+logistic regr
 
 thresholds: $(GEN_NLU) ## Sweep FallbackClassifier thresholds (5-fold CV + QUESTIONS); table + reports/thresholds.png
 	$(PY) -m omt.thresholds --questions $(QUESTIONS) --folds 5 --min-precision 0.98
+
+screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
+	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(ORDINARY)
+
+typos: $(VENV)/.installed ## Make a typo test set from QUESTIONS (reports/typos.yml); then `make eval QUESTIONS=reports/typos.yml`
+	$(PY) -m omt.typos --questions $(QUESTIONS) --out reports/typos.yml
 
 cv: $(GEN_NLU) ## NLU cross-validation (5 folds); Rasa's reports go to results/cv
 	$(RASA) test nlu --config config.yml --nlu data --cross-validation --folds 5 --out results/cv

@@ -6,8 +6,6 @@ ordinary questions that must (almost) never fire in fixtures/ordinary_questions.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -340,36 +338,6 @@ def test_normalise_strips_invisible_and_folds() -> None:
     assert normalise("C\u200bH\u200dE\ufeffST\u00a0P\u0301AIN") == "chest pain"
     assert normalise("<b>Chest</b>&nbsp;pain") == " chest  pain"
     assert normalise("ｃｈｅｓｔ") == "chest"
-
-
-# --------------------------------------------------------------------------- speed
-
-
-def _seconds(text: str, lexicon: Lexicon, runs: int, pick: Callable[[list[float]], float]) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        screen(text, lexicon)
-        times.append(time.perf_counter() - t0)
-    return pick(times)
-
-
-def test_typical_message_is_fast(lexicon: Lexicon) -> None:
-    text = "Hi, I was wondering whether OMT could help my lower back pain after gardening, thanks!"
-    assert 60 <= len(text) <= 120
-    screen(text, lexicon)  # warm the caches
-    assert _seconds(text, lexicon, 50, statistics.median) < 0.001
-
-
-def test_time_grows_about_linearly(lexicon: Lexicon) -> None:
-    unit = "my chest is not hurting but does omt help, pain in my back and neck aaaa bbbb. "
-    small, large = unit * 125, unit * 500  # ~10k and ~40k characters
-    screen(small, lexicon)
-    t_small = _seconds(small, lexicon, 5, min)
-    t_large = _seconds(large, lexicon, 5, min)
-    print(f"\n10k chars: {t_small * 1000:.1f} ms, 40k chars: {t_large * 1000:.1f} ms")
-    assert t_large < 1.0
-    assert t_large < 10 * t_small + 0.05  # 4x the text, well under 10x the time
 
 
 # --------------------------------------------------------------------------- malformed lexicon
