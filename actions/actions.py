@@ -7,10 +7,10 @@ omt.routing, the payload shape in omt.replies. Every reply is logged (no patient
 from __future__ import annotations
 
 import abc
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, Restarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from omt import replies, routing
@@ -41,7 +41,7 @@ class ReplyAction(Action, abc.ABC):
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
         """The reply for this turn; `run` does the rest."""
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]) -> List[EventType]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]) -> List[EventType]:
         knowledge = get_knowledge()
         reply = self.reply(knowledge, tracker)
         events: List[EventType] = []
@@ -63,7 +63,9 @@ class ReplyAction(Action, abc.ABC):
             events.append(SlotSet("misses", new_misses))
         _, confidence = _intent(tracker)
         log_reply(
-            reply_record(tracker.sender_id, reply.answer_id, confidence, tracker.get_latest_input_channel(), knowledge.version)
+            reply_record(
+                tracker.sender_id, reply.answer_id, confidence, tracker.get_latest_input_channel(), knowledge.version
+            )
         )
         return events
 
@@ -71,7 +73,7 @@ class ReplyAction(Action, abc.ABC):
 class ActionAnswer(ReplyAction):
     """Knowledge answers: the intent's topic (buttons send `/<topic>`), "tell me more", "the second one"."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_answer"
 
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
@@ -101,7 +103,7 @@ class ActionService(ReplyAction):
     def reply_name(self) -> str:
         """The reply's name in knowledge/service.yml; also names the action."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return f"action_{self.reply_name}"
 
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
@@ -169,3 +171,25 @@ class ActionEmergency(ActionService):
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
         flag = screen(tracker.latest_message.get("text") or "")
         return replies.emergency_reply(knowledge, crisis=flag is not None and flag.reply == "crisis")
+
+
+class ActionRestart(ActionService):
+    """Overrides Rasa's `action_restart`: a typed `/restart` starts afresh, and says so."""
+
+    reply_name = "greet"
+
+    def name(self) -> str:
+        return "action_restart"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[str, Any]) -> List[EventType]:
+        super().run(dispatcher, tracker, domain)
+        return [Restarted()]
+
+
+class ActionBack(ActionService):
+    """Overrides Rasa's `action_back`: a typed `/back` is not understood, never silence."""
+
+    reply_name = "fallback"
+
+    def name(self) -> str:
+        return "action_back"

@@ -55,7 +55,7 @@ def post(url: str, sender: str, message: str, timeout: float = 30) -> list[dict[
     """One REST webhook turn; the list of bot messages it returns."""
     body = json.dumps({"sender": sender, "message": message}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (our own stack)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return list(json.loads(resp.read().decode()))
 
 
@@ -81,7 +81,12 @@ def contract_faults(messages: Sequence[dict[str, Any]], knowledge: Knowledge) ->
     if not isinstance(citation, dict):
         return answer_id, [*faults, "knowledge answer without citation"]
     src = knowledge.source
-    want = {"title": src.title, "publisher": src.publisher, "reviewed_by": src.reviewed_by, "reviewed_on": src.reviewed_on}
+    want = {
+        "title": src.title,
+        "publisher": src.publisher,
+        "reviewed_by": src.reviewed_by,
+        "reviewed_on": src.reviewed_on,
+    }
     faults += [f"citation.{k} is {citation.get(k)!r}" for k, v in want.items() if citation.get(k) != v]
     article = fold(src.article_text)
     quotes = citation.get("quotes") or []

@@ -273,7 +273,9 @@ def load(knowledge_dir: Path = KNOWLEDGE_DIR, clinic_file: Path | None = None) -
     replies_raw = service_raw.get("replies") or {}
     for missing in [r for r in SERVICE_REPLIES if r not in replies_raw]:
         problems.append(f"service.replies.{missing}: missing")
-    replies = {name: _service_reply(replies_raw.get(name), f"service.replies.{name}", problems) for name in SERVICE_REPLIES}
+    replies = {
+        name: _service_reply(replies_raw.get(name), f"service.replies.{name}", problems) for name in SERVICE_REPLIES
+    }
     notice = _service_reply(service_raw.get("notice"), "service.notice", problems)
     source_line = _service_reply(service_raw.get("source_line"), "service.source_line", problems)
     buttons = {str(k): str(v) for k, v in (service_raw.get("buttons") or {}).items()}

@@ -9,7 +9,7 @@ highest in config.yml, so no rule, memoized story or classifier miss can skip it
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List
 
 from rasa.core.policies.policy import Policy, PolicyPrediction
 from rasa.engine.graph import ExecutionContext
@@ -31,7 +31,7 @@ class EmergencyPolicy(Policy):
     """Predicts `action_emergency` whenever the screener fires on the latest message."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         return {"priority": 7}
 
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
@@ -41,19 +41,19 @@ class EmergencyPolicy(Policy):
     @classmethod
     def load(
         cls,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
         **kwargs: Any,
-    ) -> "EmergencyPolicy":
+    ) -> EmergencyPolicy:
         return cls(config, model_storage, resource, execution_context)
 
     def predict_action_probabilities(
         self,
         tracker: DialogueStateTracker,
         domain: Domain,
-        rule_only_data: Optional[Dict[Text, Any]] = None,
+        rule_only_data: Dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
         probabilities = self._default_predictions(domain)
@@ -64,7 +64,7 @@ class EmergencyPolicy(Policy):
         return self._prediction(probabilities, is_end_to_end_prediction=True)
 
     @staticmethod
-    def _next_action(tracker: DialogueStateTracker) -> Optional[str]:
+    def _next_action(tracker: DialogueStateTracker) -> str | None:
         """action_emergency right after a flagged message; then listen, and nothing else."""
         latest = tracker.latest_action_name
         if latest == ACTION_LISTEN_NAME and screen(tracker.latest_message.text or "") is not None:

@@ -30,7 +30,9 @@ def conversation_hash(sender_id: str, key: str | None = None) -> str:
     return keyed_hash(sender_id, key or os.environ.get("OMT_HASH_KEY") or DEV_HASH_KEY)[:16]
 
 
-def reply_record(sender_id: str, answer_id: str, confidence: float | None, channel: str | None, version: str) -> dict[str, Any]:
+def reply_record(
+    sender_id: str, answer_id: str, confidence: float | None, channel: str | None, version: str
+) -> dict[str, Any]:
     """The log record for one reply; holds no patient text by construction."""
     return {
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -90,10 +90,7 @@ def knowledge_reply(knowledge: Knowledge, topic: str, mentioned: Iterable[str] =
     entry = knowledge.entries[topic]
     caveats = [t for t in dict.fromkeys(mentioned) if t in CAVEAT_TOPICS and t != topic]
     quotes = list(entry.quotes)
-    if verbatim:
-        parts = [" ".join(f"“{q.strip()}”" for q in entry.quotes)]
-    else:
-        parts = [entry.answer]
+    parts = [" ".join(f"“{q.strip()}”" for q in entry.quotes)] if verbatim else [entry.answer]
     for caveat in caveats:
         parts.append(knowledge.entries[caveat].answer)
         quotes.extend(q for q in knowledge.entries[caveat].quotes if q not in quotes)
@@ -124,7 +121,7 @@ def not_covered_reply(knowledge: Knowledge, nearest: Sequence[str]) -> Reply:
 
 
 def fallback_reply(knowledge: Knowledge, candidates: Sequence[str], misses: int) -> Reply:
-    """"Did you mean…?" with the likely topics; after two misses in a row, the handoff."""
+    """ "Did you mean…?" with the likely topics; after two misses in a row, the handoff."""
     if misses >= 2:
         return service_reply(knowledge, "fallback_handoff", answer_id="fallback")
     topics = [t for t in candidates if t in KNOWLEDGE_IDS][:3] or list(knowledge.replies["capabilities"].topics[:3])
@@ -148,7 +145,9 @@ def personal_advice_reply(knowledge: Knowledge, topic: str | None) -> Reply:
 
 def emergency_reply(knowledge: Knowledge, crisis: bool) -> Reply:
     """The safety reply: alone, first, no buttons, no notice."""
-    return Reply(answer_id="emergency", text=knowledge.fill(knowledge.replies["crisis" if crisis else "emergency"].text))
+    return Reply(
+        answer_id="emergency", text=knowledge.fill(knowledge.replies["crisis" if crisis else "emergency"].text)
+    )
 
 
 def with_notice(knowledge: Knowledge, reply: Reply) -> Reply:

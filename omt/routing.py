@@ -55,7 +55,5 @@ def pick_option(text: str, options: Sequence[str], ordinals: Mapping[str, int]) 
 def ranked_topics(intent_ranking: Iterable[Mapping[str, Any]], exclude: Sequence[str] = ()) -> list[str]:
     """Knowledge topics from the classifier's ranking, best first: "did you mean" candidates."""
     return [
-        str(r.get("name"))
-        for r in intent_ranking
-        if r.get("name") in KNOWLEDGE_IDS and r.get("name") not in exclude
+        str(r.get("name")) for r in intent_ranking if r.get("name") in KNOWLEDGE_IDS and r.get("name") not in exclude
     ]

@@ -55,7 +55,9 @@ def timing(text: str, runs: int) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ordinary", type=Path, nargs="+", default=[Path("data/nlu.yml"), FIXTURES / "ordinary_questions.txt"])
+    parser.add_argument(
+        "--ordinary", type=Path, nargs="+", default=[Path("data/nlu.yml"), FIXTURES / "ordinary_questions.txt"]
+    )
     parser.add_argument("--phrasings", type=Path, default=FIXTURES / "red_flag_phrasings.yml")
     args = parser.parse_args(argv)
     default_lexicon()
@@ -75,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"recall on {len(cases)} emergency phrasings ({len(phrasings)} categories): {caught / len(cases):.2%}")
     typical = "Hi, I was wondering whether OMT could help my lower back pain after gardening, thanks!"
     unit = "my chest is not hurting but does omt help, pain in my back and neck aaaa bbbb. "
-    print(f"speed: {timing(typical, 200):.3f} ms for {len(typical)} chars; "
-          f"{timing(unit * 125, 5):.1f} ms for 10k chars; {timing(unit * 500, 5):.1f} ms for 40k chars")
+    print(
+        f"speed: {timing(typical, 200):.3f} ms for {len(typical)} chars; "
+        f"{timing(unit * 125, 5):.1f} ms for 10k chars; {timing(unit * 500, 5):.1f} ms for 40k chars"
+    )
     return 0
 
 

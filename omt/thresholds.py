@@ -56,7 +56,9 @@ def write_nlu(examples: Sequence[tuple[str, str]], path: Path) -> None:
     for text, intent in examples:
         by_intent.setdefault(intent, []).append(text)
     nlu = [{"intent": i, "examples": "".join(f"- {t}\n" for t in texts)} for i, texts in by_intent.items()]
-    path.write_text(yaml.safe_dump({"version": "3.1", "nlu": nlu}, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump({"version": "3.1", "nlu": nlu}, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
 
 
 def collect(config: Path, questions: Path, k: int, workdir: Path) -> list[tuple[str, Parse, list[str]]]:
@@ -95,7 +97,9 @@ def _point(rows: list[tuple[str, Parse, list[str]]], threshold: float, ambiguity
     return answered / max(len(rows), 1), right / answered if answered else 1.0
 
 
-def sweep(cv_rows: list[tuple[str, Parse, list[str]]], q_rows: list[tuple[str, Parse, list[str]]]) -> list[dict[str, float]]:
+def sweep(
+    cv_rows: list[tuple[str, Parse, list[str]]], q_rows: list[tuple[str, Parse, list[str]]]
+) -> list[dict[str, float]]:
     """Answered share and precision per threshold pair: all messages, CV part, questions part."""
     table = []
     for threshold in THRESHOLDS:
@@ -134,7 +138,9 @@ def plot(table: list[dict[str, float]], chosen: dict[str, float], path: Path) ->
     fig, ax = plt.subplots(figsize=(7, 5))
     for ambiguity in (0.0, 0.05, 0.1):
         pts = [r for r in table if r["ambiguity"] == ambiguity]
-        ax.plot([r["answered"] for r in pts], [r["precision"] for r in pts], marker=".", label=f"all, ambiguity {ambiguity}")
+        ax.plot(
+            [r["answered"] for r in pts], [r["precision"] for r in pts], marker=".", label=f"all, ambiguity {ambiguity}"
+        )
         ax.plot(
             [r["q_answered"] for r in pts], [r["q_precision"] for r in pts], ls="--", marker="x",
             label=f"questions only, ambiguity {ambiguity}",
@@ -181,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = sweep(cv_rows, q_rows)
     chosen = choose(table, args.min_precision, args.min_ambiguity)
     print(f"{len(cv_rows)} cross-validated predictions of our data + {len(q_rows)} questions")
-    print(f"{'threshold':>9s} {'ambiguity':>9s} {'answered':>9s} {'precision':>9s} {'cv_prec':>8s} {'q_answ':>7s} {'q_prec':>7s}")
+    heads = ("threshold", "ambiguity", "answered", "precision", "cv_prec", "q_answ", "q_prec")
+    print(" ".join(f"{h:>9s}" for h in heads))
     for r in table:
         mark = "  <- chosen" if r is chosen else ""
         print(
@@ -189,7 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{r['cv_precision']:8.3f} {r['q_answered']:7.3f} {r['q_precision']:7.3f}{mark}"
         )
     plot(table, chosen, args.out / "thresholds.png")
-    (args.out / "thresholds.json").write_text(json.dumps({"chosen": chosen, "table": table}, indent=2), encoding="utf-8")
+    (args.out / "thresholds.json").write_text(
+        json.dumps({"chosen": chosen, "table": table}, indent=2), encoding="utf-8"
+    )
     best_all = [r for r in table if r["precision"] >= args.min_precision]
     print(
         f"chosen: threshold {chosen['threshold']}, ambiguity_threshold {chosen['ambiguity']}: questions precision "
@@ -198,8 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if best_all:
         top = max(best_all, key=lambda r: r["answered"])
-        print(f"precision >= {args.min_precision} on ALL messages needs threshold {top['threshold']}: "
-              f"it would answer only {top['answered']:.3f} of them")
+        print(
+            f"precision >= {args.min_precision} on ALL messages needs threshold {top['threshold']}: "
+            f"it would answer only {top['answered']:.3f} of them"
+        )
     else:
         print(f"precision >= {args.min_precision} on ALL messages is reached at no threshold")
     return 0

@@ -48,7 +48,8 @@ def perturb_questions(spec: dict[str, Any], seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     single = [{"q": perturb(str(c["q"]), rng), "ok": c["ok"]} for c in spec.get("single") or []]
     multi = [
-        {"turns": [{"q": perturb(str(t["q"]), rng), "ok": t["ok"]} for t in m["turns"]]} for m in spec.get("multi") or []
+        {"turns": [{"q": perturb(str(t["q"]), rng), "ok": t["ok"]} for t in m["turns"]]}
+        for m in spec.get("multi") or []
     ]
     return {"single": single, "multi": multi}
 

@@ -12,7 +12,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import actions
 from omt.knowledge import Knowledge
 
-SLOTS: dict[str, Any] = {"last_topic": None, "technique": None, "listed_topics": None, "notice_given": True, "misses": None}
+SLOTS: dict[str, Any] = {
+    "last_topic": None,
+    "technique": None,
+    "listed_topics": None,
+    "notice_given": True,
+    "misses": None,
+}
 
 
 def tracker(
@@ -57,7 +63,7 @@ def test_general_intent_refined_by_entity(go: Any) -> None:
 
 def test_techniques_list_is_remembered_for_the_second_one(go: Any) -> None:
     message, events = go(actions.ActionAnswer(), tracker("what techniques are there", "techniques"))
-    listed = [e["value"] for e in events if e["name"] == "listed_topics"][0]
+    listed = next(e["value"] for e in events if e["name"] == "listed_topics")
     assert listed == ["soft_tissue", "muscle_energy", "myofascial_release", "cranial"]
     assert [b["payload"] for b in message["buttons"]] == [f"/{t}" for t in listed]
     follow, _ = go(actions.ActionAnswer(), tracker("the second one", "choose_option", listed_topics=listed))
@@ -106,7 +112,9 @@ def test_service_actions(go: Any, action: Any, answer_id: str) -> None:
 
 
 def test_not_covered_offers_ranked_topics(go: Any) -> None:
-    message, _ = go(actions.ActionNotCovered(), tracker("does omt help asthma", "not_covered", ranking=["what_it_treats"]))
+    message, _ = go(
+        actions.ActionNotCovered(), tracker("does omt help asthma", "not_covered", ranking=["what_it_treats"])
+    )
     assert message["buttons"][0]["payload"] == "/what_it_treats"
 
 
@@ -130,7 +138,9 @@ def test_a_good_answer_resets_misses(go: Any) -> None:
 
 
 def test_emergency_is_alone_without_notice(go: Any) -> None:
-    message, events = go(actions.ActionEmergency(), tracker("I have crushing chest pain", "emergency", notice_given=None))
+    message, events = go(
+        actions.ActionEmergency(), tracker("I have crushing chest pain", "emergency", notice_given=None)
+    )
     assert message["custom"] == {"answer_id": "emergency", "kind": "safety"}
     assert "911" in message["text"] and not message["buttons"]
     assert SlotSet("notice_given", True) not in events
@@ -146,3 +156,14 @@ def test_every_reply_is_logged_without_patient_text(go: Any, tmp_path: Any) -> N
     log = (tmp_path / "replies.jsonl").read_text()
     assert '"answer_id": "how_it_feels"' in log
     assert "Canary" not in log and "patient-1" not in log
+
+
+def test_typed_restart_greets_and_restarts(go: Any) -> None:
+    message, events = go(actions.ActionRestart(), tracker("/restart", "restart"))
+    assert message["custom"] == {"answer_id": "greet", "kind": "service"}
+    assert events == [{"event": "restart", "timestamp": None}]
+
+
+def test_typed_back_is_not_silent(go: Any) -> None:
+    message, _ = go(actions.ActionBack(), tracker("/back", "back"))
+    assert message["custom"]["answer_id"] == "fallback"

@@ -86,7 +86,7 @@ def test_named_conditions_and_populations_are_the_articles(knowledge: Knowledge,
 
 
 def test_the_empty_conditions_list_stays_empty(knowledge: Knowledge) -> None:
-    """"OMT can also treat other conditions, such as:" lists nothing; neither do we."""
+    """ "OMT can also treat other conditions, such as:" lists nothing; neither do we."""
     entry = knowledge.entries["what_it_treats"]
     assert "does not name them" in entry.answer
     service_texts = " ".join(r.text for r in knowledge.replies.values()).casefold()
@@ -120,7 +120,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("It should not hurt.\"", "It should never hurt.\"", "not verbatim"),
+        ('It should not hurt."', 'It should never hurt."', "not verbatim"),
         ("  muscle_energy:\n    title: Muscle energy technique\n", "  muscle_energy:\n", "missing field 'title'"),
         ("  fascia:\n", "  bogus_topic:\n", "not a knowledge answer_id"),
         ("    related: [myofascial_release, techniques]", "    related: [nope]", "not a knowledge id"),

@@ -23,7 +23,12 @@ def test_hash_depends_on_the_key() -> None:
 
 def test_summary_rates_per_channel_and_day(tmp_path: Path, capsys: object) -> None:
     log = tmp_path / "replies.jsonl"
-    for answer_id, channel in [("fallback", "rest"), ("how_it_feels", "rest"), ("emergency", "sms"), ("who_can_get.infants", "sms")]:
+    for answer_id, channel in [
+        ("fallback", "rest"),
+        ("how_it_feels", "rest"),
+        ("emergency", "sms"),
+        ("who_can_get.infants", "sms"),
+    ]:
         log_reply(reply_record("s", answer_id, None, channel, "v"), path=log)
     log.write_text(log.read_text() + "not json\n")
     summary = summarise(log.read_text().splitlines())

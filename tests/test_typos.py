@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from omt.typos import perturb, perturb_questions, perturb_word
 
@@ -11,7 +12,6 @@ def test_each_edit_changes_one_letter_position() -> None:
     rng = random.Random(1)
     for _ in range(200):
         out = perturb_word("treatment", rng)
-        assert out != "treatment" or True  # a swap of equal letters may be invisible
         assert abs(len(out) - len("treatment")) <= 1
         assert out[0] == "t" and out[-1] == "t"
 
@@ -25,9 +25,12 @@ def test_at_least_one_word_changes() -> None:
 
 
 def test_question_files_keep_answers_and_are_deterministic() -> None:
-    spec = {"single": [{"q": "what is myofascial release", "ok": ["myofascial_release"]}],
-            "multi": [{"turns": [{"q": "which techniques exist", "ok": ["techniques"]}]}]}  # fmt: skip
+    question = "what is myofascial release"
+    spec: dict[str, Any] = {
+        "single": [{"q": question, "ok": ["myofascial_release"]}],
+        "multi": [{"turns": [{"q": "which techniques exist", "ok": ["techniques"]}]}],
+    }
     a, b = perturb_questions(spec, seed=5), perturb_questions(spec, seed=5)
     assert a == b
     assert a["single"][0]["ok"] == ["myofascial_release"]
-    assert a["single"][0]["q"] != spec["single"][0]["q"]
+    assert a["single"][0]["q"] != question
