@@ -21,7 +21,7 @@ export TRACKER_DB ?= .data/tracker.db
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py
 
-.PHONY: bench-nlu thresholds screen-report typos
+.PHONY: bench-nlu bench-core thresholds screen-report typos
 .PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
 
 help: ## List the targets
@@ -85,6 +85,9 @@ bench-nlu: $(GEN_NLU) ## Ours vs Rasa's default pipeline vs TF-IDF+logistic regr
 
 thresholds: $(GEN_NLU) ## Sweep FallbackClassifier thresholds (5-fold CV + QUESTIONS); table + reports/thresholds.png
 	$(PY) -m omt.thresholds --questions $(QUESTIONS) --folds 5 --min-precision 0.98
+
+bench-core: $(MODEL) ## Single-user figures: train from scratch, start-up, memory, REST p50/p95 (reports/bench_core.json)
+	$(PY) -m omt.bench_core --train --turns 200
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
 	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(ORDINARY)

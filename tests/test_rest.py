@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -18,7 +21,7 @@ BAD_INPUTS = [
     "",
     "   \n\t ",
     "a" * 10_000,
-    "does it hurt " * 800,
+    ("does it hurt " * 800)[:10_000],
     "😀😀🙏",
     "¿El tratamiento osteopático duele?",
     "Tut die Behandlung weh?",
@@ -47,6 +50,15 @@ def test_bad_input_gets_one_polite_contract_reply(rest_url: str, knowledge: Know
     shown = " ".join(str(m.get("text") or "") for m in messages)
     assert shown.strip(), "never silence"
     assert "Traceback" not in shown and "<script>" not in shown
+
+
+def test_over_long_message_gets_a_clear_http_error(rest_url: str) -> None:
+    body = json.dumps({"sender": f"test-{uuid.uuid4().hex}", "message": "a" * 10_001}).encode()
+    req = urllib.request.Request(rest_url, data=body, headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 400
+    assert "10000" in err.value.read().decode().replace(",", "")
 
 
 def test_a_conversation_with_follow_ups(rest_url: str, knowledge: Knowledge) -> None:
