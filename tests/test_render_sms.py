@@ -170,14 +170,16 @@ def test_the_lines_own_texts_fit_and_fill_the_clinic(knowledge: Knowledge, texts
 
 def test_bad_sms_texts_stop_the_load(knowledge: Knowledge, tmp_path: Path) -> None:
     bad = tmp_path / "sms.yml"
-    bad.write_text('keywords: {start: "hi {nope}", help: h}\ntoo_long: t\nmedia_only: m\nmenu: {first: a, next: b}\n')
+    forget = "forget: {confirm: c, done: d}\n"  # the FORGET keyword's texts
+    menu = "menu: {first: a, next: b}\n"
+    bad.write_text('keywords: {start: "hi {nope}", help: h}\ntoo_long: t\nmedia_only: m\n' + menu + forget)
     with pytest.raises(KnowledgeError, match="placeholder"):
         load_sms_texts(knowledge, bad)
     bad.write_text("keywords: {start: hi}\n")
     with pytest.raises(KnowledgeError, match="missing"):
         load_sms_texts(knowledge, bad)
     bad.write_text(
-        f"keywords: {{start: {'x' * 400}, help: h}}\ntoo_long: t\nmedia_only: m\nmenu: {{first: a, next: b}}\n"
+        f"keywords: {{start: {'x' * 400}, help: h}}\ntoo_long: t\nmedia_only: m\nmenu: {{first: a, next: b}}\n" + forget
     )
     with pytest.raises(KnowledgeError, match="longer than"):
         load_sms_texts(knowledge, bad)

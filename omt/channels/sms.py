@@ -5,10 +5,14 @@ call and no account id to keep. Every request must carry Twilio's signature for 
 public URL; secrets come from the environment (TWILIO_AUTH_TOKEN, SMS_SENDER_KEY,
 SMS_WEBHOOK_URL), never from credentials.yml. The phone number is replaced by a keyed
 hash before anything reaches Rasa, so it is never stored or logged.
+
+FORGET (ours, not Twilio's) asks for confirmation; FORGET YES erases the sender's stored
+conversation (omt.redacting_store.forget_conversation). Neither reaches Rasa.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -28,6 +32,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from omt.knowledge import Knowledge, get_knowledge
 from omt.provenance import keyed_hash
+from omt.redacting_store import ForgetUnavailableError, forget_conversation
 from omt.render.sms import SMS_BUDGET, SmsTexts, compose_sms, get_sms_texts, render_sms, render_text
 
 logger = logging.getLogger(__name__)
@@ -38,9 +43,13 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 OPT_OUT_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit"})
 OPT_IN_WORDS = frozenset({"start", "unstop"})
 HELP_WORDS = frozenset({"help", "info"})
+# Ours: erase this conversation ("forget me"), only once confirmed with FORGET YES.
+FORGET_WORDS = frozenset({"forget"})
+FORGET_CONFIRMED_WORDS = frozenset({"forget yes"})
 _MENU_NUMBER = re.compile(r"\s*(\d{1,2})\s*[.)]?\s*")
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
+Forget = Callable[[str], Awaitable[int]]  # erases a sender id's stored conversation
 
 
 class TrackerSource(Protocol):
@@ -84,14 +93,18 @@ class SmsSettings:
 
 
 def keyword(body: str) -> str | None:
-    """ "stop", "start" or "help" when the whole message is one of Twilio's keywords."""
-    word = body.strip().casefold()
+    """ "stop", "start", "help", "forget" or "forget_yes" when the whole message is a keyword."""
+    word = " ".join(body.split()).casefold()
     if word in OPT_OUT_WORDS:
         return "stop"
     if word in OPT_IN_WORDS:
         return "start"
     if word in HELP_WORDS:
         return "help"
+    if word in FORGET_WORDS:
+        return "forget"
+    if word in FORGET_CONFIRMED_WORDS:
+        return "forget_yes"
     return None
 
 
@@ -158,6 +171,8 @@ class SmsInput(InputChannel):
             "help": render_text(texts.help, budget),
             "too_long": render_text(texts.too_long, budget),
             "media_only": render_text(texts.media_only, budget),
+            "forget": render_text(texts.forget_confirm, budget),
+            "forget_yes": render_text(texts.forget_done, budget),
             "error": render_text(knowledge.fill(knowledge.replies["error"].sms), budget),
         }
         self._missing = settings.missing()
@@ -173,22 +188,29 @@ class SmsInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            trackers = getattr(getattr(request.app.ctx, "agent", None), "tracker_store", None)
+            agent = getattr(request.app.ctx, "agent", None)
+            trackers = getattr(agent, "tracker_store", None)
+            forget = functools.partial(forget_conversation, agent) if agent is not None else None
             signature = request.headers.get(SIGNATURE_HEADER)
-            status, body = await self.respond(request.body, signature, on_new_message, trackers)
+            status, body = await self.respond(request.body, signature, on_new_message, trackers, forget)
             return response.text(body, status=status, content_type="text/xml" if status == 200 else "text/plain")
 
         return webhook
 
     async def respond(
-        self, body: bytes, signature: str | None, on_new_message: OnNewMessage, trackers: TrackerSource | None
+        self,
+        body: bytes,
+        signature: str | None,
+        on_new_message: OnNewMessage,
+        trackers: TrackerSource | None,
+        forget: Forget | None = None,
     ) -> tuple[int, str]:
         """(HTTP status, response body) for one webhook request: 403 unless signed, else TwiML."""
         params = form_params(body)
         if params is None or not self._signed(params, signature):
             return 403, "Forbidden"
         try:
-            reply = await self._reply(params, on_new_message, trackers)
+            reply = await self._reply(params, on_new_message, trackers, forget)
         except Exception as exc:  # never a 500 to Twilio; the log holds no patient text
             logger.error(
                 "SMS turn failed (%s); sent the apology. Traceback (values omitted):\n%s",
@@ -208,13 +230,22 @@ class SmsInput(InputChannel):
         return False
 
     async def _reply(
-        self, params: RequestParameters, on_new_message: OnNewMessage, trackers: TrackerSource | None
+        self,
+        params: RequestParameters,
+        on_new_message: OnNewMessage,
+        trackers: TrackerSource | None,
+        forget: Forget | None = None,
     ) -> str | None:
         """The SMS to send back, or None for no reply (opt-out, or nobody to answer)."""
         sender, body = str(params.get("From") or ""), str(params.get("Body") or "")
         word = keyword(body)
         if not sender or word == "stop":
             return None
+        if word == "forget_yes":
+            if forget is None:
+                raise ForgetUnavailableError("no tracker store to erase the conversation from")
+            await forget(keyed_hash(sender, self.settings.sender_key))
+            return self._canned["forget_yes"]
         if word is not None:
             return self._canned[word]
         if len(body) > self.settings.max_body_chars:

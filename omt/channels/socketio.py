@@ -21,7 +21,8 @@ Other differences from Rasa's channel, each for safety:
 - Session ids come from the browser (random per browser session, kept in sessionStorage):
   `session_request` accepts only 32 lowercase hex characters and hands out a fresh random
   id for anything else, so an id cannot carry text into trackers and logs.
-- User messages must be strings and are cut to `MAX_MESSAGE_CHARS`.
+- User messages must be strings and are cut to `MAX_MESSAGE_CHARS`; lone surrogates (valid
+  JSON escapes, not text: spaCy fails on them) become U+FFFD, as in the REST channel.
 
 "Forget me": the `forget` event {"session_id": ...} erases that session's stored
 conversation (omt.redacting_store.forget_conversation), and is acknowledged with
@@ -53,6 +54,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from omt.channels.rest import as_text
 from omt.redacting_store import forget_conversation
 from omt.web import allowed_origins
 
@@ -168,8 +170,10 @@ class SocketIOInput(RasaSocketIOInput):
             return self._authorised(auth)
 
         @sio.on("session_request", namespace=self.namespace)
-        async def session_request(sid: str, data: Dict | None) -> None:
-            session_id = valid_session_id((data or {}).get("session_id")) or uuid.uuid4().hex
+        async def session_request(sid: str, data: Any = None) -> None:
+            # `data` is whatever the client sent (or nothing): only a dict can hold an id.
+            asked = data.get("session_id") if isinstance(data, dict) else None
+            session_id = valid_session_id(asked) or uuid.uuid4().hex
             if self.session_persistence:
                 # One conversation per socket: leave an earlier session's room first.
                 for room in sio.rooms(sid, namespace=self.namespace):
@@ -179,7 +183,7 @@ class SocketIOInput(RasaSocketIOInput):
             await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
-        async def handle_message(sid: str, data: Any) -> None:
+        async def handle_message(sid: str, data: Any = None) -> None:
             if not isinstance(data, dict) or not isinstance(data.get("message"), str):
                 return
             sender_id = self._sender_id(sid, data)
@@ -192,7 +196,7 @@ class SocketIOInput(RasaSocketIOInput):
                 except ValueError:
                     metadata = {}
             message = UserMessage(
-                data["message"][:MAX_MESSAGE_CHARS],
+                as_text(data["message"][:MAX_MESSAGE_CHARS]),
                 SocketIOOutput(sio, self.bot_message_evt),
                 sender_id,
                 input_channel=self.name(),
@@ -201,7 +205,7 @@ class SocketIOInput(RasaSocketIOInput):
             await on_new_message(message)
 
         @sio.on("forget", namespace=self.namespace)
-        async def forget(sid: str, data: Any) -> Dict[str, bool]:
+        async def forget(sid: str, data: Any = None) -> Dict[str, bool]:
             sender_id = self._sender_id(sid, data) if isinstance(data, dict) else None
             if sender_id is None:
                 return {"forgotten": False}

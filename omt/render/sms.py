@@ -53,6 +53,8 @@ class SmsTexts:
     help: str
     too_long: str
     media_only: str
+    forget_confirm: str
+    forget_done: str
     menu_first: str
     menu_next: str
     menu_separator: str
@@ -276,8 +278,10 @@ def load_sms_texts(knowledge: Knowledge, path: Path = SMS_TEXTS_FILE) -> SmsText
         raise KnowledgeError(f"{path}: cannot read: {exc}") from exc
     raw = raw if isinstance(raw, dict) else {}
     keywords, menu = raw.get("keywords") or {}, raw.get("menu") or {}
+    forget = raw.get("forget") or {}
     said = {"start": keywords.get("start"), "help": keywords.get("help")}
     said |= {"too_long": raw.get("too_long"), "media_only": raw.get("media_only")}
+    said |= {"forget_confirm": forget.get("confirm"), "forget_done": forget.get("done")}
     templates = {"menu_first": menu.get("first"), "menu_next": menu.get("next")}
     missing = [name for name, value in {**said, **templates}.items() if not value]
     if missing:

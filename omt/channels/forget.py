@@ -1,0 +1,71 @@
+""" "Forget me" for REST clients: POST /webhooks/forget/webhook {"sender": "..."} erases that conversation.
+
+Rasa's REST channel has no way to delete a conversation, and its TrackerStore no delete;
+this channel erases through omt.redacting_store (the tracker store named in
+endpoints.yml), under the conversation's lock. The answer is {"forgotten": true,
+"events": N} (N may be 0: erasing twice is fine), 400 for a bad body, 503 when the
+running tracker store cannot erase. Same trust as the REST channel itself: whoever holds
+a sender id can already write into that conversation. The widget and the kiosk use the
+socket.io `forget` event instead, the SMS line the FORGET keyword.
+
+Registered in credentials.yml as `omt.channels.forget.ForgetInput`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from omt.channels.rest import MAX_SENDER_CHARS
+from omt.redacting_store import ForgetUnavailableError, forget_conversation
+
+logger = logging.getLogger(__name__)
+
+
+def sender_of(body: Any) -> str | None:
+    """The conversation id of a request body {"sender": "..."}; None unless the REST channel would take it."""
+    sender = body.get("sender") if isinstance(body, dict) else None
+    if isinstance(sender, str) and sender and len(sender) <= MAX_SENDER_CHARS and sender.isprintable():
+        return sender
+    return None
+
+
+class ForgetInput(InputChannel):
+    """Only erases; sends nothing to Rasa."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "forget"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        return cls()
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("forget_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def forget(request: Request) -> HTTPResponse:
+            try:
+                sender = sender_of(request.json)
+            except Exception:  # Sanic's error for a body that is not JSON
+                sender = None
+            if sender is None:
+                return response.json({"error": 'send {"sender": "<conversation id>"}'}, status=400)
+            try:
+                events = await forget_conversation(getattr(request.app.ctx, "agent", None), sender)
+            except ForgetUnavailableError:
+                logger.error("forget: the tracker store cannot erase conversations (see endpoints.yml)")
+                return response.json({"error": "erasing is not available"}, status=503)
+            return response.json({"forgotten": True, "events": events})
+
+        return webhook
