@@ -19,7 +19,7 @@ export ACTIONS_PORT ?= 5055
 export TRACKER_DB ?= .data/tracker.db
 
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
-                knowledge/omt.yml omt/nlp_build.py omt/policy.py
+                knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py
 
 .PHONY: bench-nlu bench-core thresholds screen-report typos
 .PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
