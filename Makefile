@@ -19,7 +19,7 @@ export ACTIONS_PORT ?= 5055
 export TRACKER_DB ?= .data/tracker.db
 
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
-                knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py
+                knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
 
 .PHONY: bench-nlu bench-core thresholds screen-report typos
 .PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
@@ -37,7 +37,7 @@ lock: $(VENV)/.installed ## Re-pin requirements.txt from requirements.in + const
 	$(PY) -m pip freeze --exclude-editable > requirements.txt
 
 build-nlp: $(SPACY)/meta.json ## Build our spaCy pipeline and NLU synonyms from knowledge/omt.yml
-$(SPACY)/meta.json $(GEN_NLU) &: $(VENV)/.installed knowledge/omt.yml omt/nlp_build.py omt/knowledge.py
+$(SPACY)/meta.json $(GEN_NLU) &: $(VENV)/.installed knowledge/omt.yml data/nlu.yml omt/nlp_build.py omt/knowledge.py
 	$(PY) -m omt.nlp_build --out $(SPACY) --nlu $(GEN_NLU)
 
 train: $(MODEL) ## Build the spaCy pipeline, then `rasa train` (skipped when no input changed)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +58,24 @@ def nlu_data(knowledge: Knowledge) -> dict[str, Any]:
     return {"version": "3.1", "nlu": nlu}
 
 
+def vocabulary(knowledge: Knowledge, data_dir: Path = Path("data")) -> dict[str, int]:
+    """Word counts of the training examples and synonyms: what the spelling normalizer trusts."""
+    counts: collections.Counter[str] = collections.Counter()
+    for path in sorted(data_dir.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for block in data.get("nlu") or []:
+            for line in str(block.get("examples", "")).splitlines():
+                counts.update(w.lower() for w in re.findall(r"[A-Za-z]+", line))
+    for _, phrase, _ in knowledge.synonym_patterns():
+        counts.update(w.lower() for w in re.findall(r"[A-Za-z]+", phrase))
+    return dict(counts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("build/spacy_omt"))
     parser.add_argument("--nlu", type=Path, default=Path("data/generated_synonyms.yml"))
+    parser.add_argument("--vocabulary", type=Path, default=Path("build/vocabulary.json"))
     args = parser.parse_args()
     knowledge = get_knowledge()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +84,8 @@ def main() -> None:
     args.nlu.write_text(
         header + yaml.safe_dump(nlu_data(knowledge), sort_keys=False, allow_unicode=True), encoding="utf-8"
     )
-    print(f"spaCy pipeline -> {args.out}; synonyms and lookups -> {args.nlu}")
+    args.vocabulary.write_text(json.dumps(vocabulary(knowledge), sort_keys=True), encoding="utf-8")
+    print(f"spaCy pipeline -> {args.out}; synonyms and lookups -> {args.nlu}; vocabulary -> {args.vocabulary}")
 
 
 if __name__ == "__main__":

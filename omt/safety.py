@@ -447,6 +447,7 @@ _TOKEN_RE = re.compile(
     r"|(?P<soft>[,:()\[\]{}\"|\u2014\u2013\u060c]+)"
 )
 _RUN_RE = re.compile(r"([^\W\d_])\1{2,}")
+_DOUBLE_RE = re.compile(r"(\w)\1")
 
 
 @dataclass(frozen=True)
@@ -531,7 +532,14 @@ def _expand_word(lex: Lexicon, raw: str) -> tuple[str, ...]:
     if len(candidates) > 1:
         for cand in (*(c for c in candidates if c in lex.known), *(c for c in candidates if _token_ids(lex.vocab, c))):
             return (cand,)
-    return (candidates[0],) if candidates[0] else ()
+    word = candidates[0]
+    if word and word not in lex.known and not _token_ids(lex.vocab, word):
+        # A doubled letter typed by mistake ("baaby", "bloood"): only when the word as
+        # typed means nothing to the lexicon and the single-letter form does.
+        single = _DOUBLE_RE.sub(r"\1", word)
+        if single != word and len(single) >= 4 and _token_ids(lex.vocab, single):
+            return (single,)
+    return (word,) if word else ()
 
 
 def _apply_rewrites(lex: Lexicon, words: list[str], clauses: list[int]) -> tuple[list[str], list[int]]:
