@@ -197,3 +197,20 @@ export class Conversation extends EventTarget {
     }
   }
 }
+
+/**
+ * The typing indicator and the status line, the same on every page: "slow" while a
+ * reply is late, the page's own offline text while the socket is down, else nothing.
+ */
+export function showProgress(conversation, ui, texts) {
+  conversation.addEventListener("waiting", (event) => {
+    ui.typing.hidden = !event.detail;
+    if (!event.detail && ui.status.textContent === texts.slow) ui.status.textContent = "";
+  });
+  conversation.addEventListener("slow", () => {
+    ui.status.textContent = texts.slow;
+  });
+  conversation.addEventListener("status", (event) => {
+    ui.status.textContent = event.detail === "offline" ? texts.offline : "";
+  });
+}

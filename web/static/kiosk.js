@@ -11,7 +11,7 @@
  * ?idle=SECONDS&warning=SECONDS in the URL (tests use short ones).
  */
 
-import { Conversation } from "./conversation.js";
+import { Conversation, showProgress } from "./conversation.js";
 import { createRenderer } from "./render.js";
 
 const STORAGE_KEY = "omt-kiosk";
@@ -147,17 +147,9 @@ function start() {
   });
 
   conversation.addEventListener("message", (event) => show(event.detail));
-  const SLOW = "The assistant is taking longer than usual. Please try again, or ask the front desk.";
-  conversation.addEventListener("waiting", (event) => {
-    ui.typing.hidden = !event.detail;
-    if (!event.detail && ui.status.textContent === SLOW) ui.status.textContent = "";
-  });
-  conversation.addEventListener("slow", () => {
-    ui.status.textContent = SLOW;
-  });
-  conversation.addEventListener("status", (event) => {
-    ui.status.textContent =
-      event.detail === "offline" ? "The assistant is not available right now. Please ask the front desk." : "";
+  showProgress(conversation, ui, {
+    slow: "The assistant is taking longer than usual. Please try again, or ask the front desk.",
+    offline: "The assistant is not available right now. Please ask the front desk.",
   });
 
   const stored = conversation.messages;

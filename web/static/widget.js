@@ -9,7 +9,7 @@
  * channel through conversation.js; render.js draws the messages.
  */
 
-import { Conversation } from "./conversation.js";
+import { Conversation, showProgress } from "./conversation.js";
 import { createRenderer } from "./render.js";
 
 const STORAGE_KEY = "omt-widget";
@@ -140,21 +140,9 @@ function start() {
 
   conversation.messages.forEach((entry, i) => show(entry, { latest: i === conversation.messages.length - 1 }));
   conversation.addEventListener("message", (event) => show(event.detail));
-  const SLOW = "The assistant is taking longer than usual. Please try again in a moment.";
-  conversation.addEventListener("waiting", (event) => {
-    ui.typing.hidden = !event.detail;
-    if (!event.detail && ui.status.textContent === SLOW) ui.status.textContent = "";
-  });
-  conversation.addEventListener("slow", () => {
-    ui.status.textContent = SLOW;
-  });
-  conversation.addEventListener("status", (event) => {
-    const messages = {
-      connecting: "",
-      online: "",
-      offline: "Can't reach the assistant right now. Trying again…",
-    };
-    ui.status.textContent = messages[event.detail] ?? "";
+  showProgress(conversation, ui, {
+    slow: "The assistant is taking longer than usual. Please try again in a moment.",
+    offline: "Can't reach the assistant right now. Trying again…",
   });
 
   ui.launcher.addEventListener("click", () => setOpen(ui.panel.hidden));
