@@ -8,6 +8,7 @@ RASA    := $(VENV)/bin/rasa
 MODEL   := models/omt.tar.gz
 SPACY   := build/spacy_omt
 GEN_NLU := data/generated_synonyms.yml
+VOCAB   := build/vocabulary.json
 QUESTIONS ?= tests/fixtures/questions.yml
 MIN_ACCURACY ?= 0.95
 
@@ -37,11 +38,11 @@ lock: $(VENV)/.installed ## Re-pin requirements.txt from requirements.in + const
 	$(PY) -m pip freeze --exclude-editable > requirements.txt
 
 build-nlp: $(SPACY)/meta.json ## Build our spaCy pipeline and NLU synonyms from knowledge/omt.yml
-$(SPACY)/meta.json $(GEN_NLU) &: $(VENV)/.installed knowledge/omt.yml data/nlu.yml omt/nlp_build.py omt/knowledge.py
-	$(PY) -m omt.nlp_build --out $(SPACY) --nlu $(GEN_NLU)
+$(SPACY)/meta.json $(GEN_NLU) $(VOCAB) &: $(VENV)/.installed knowledge/omt.yml data/nlu.yml omt/nlp_build.py omt/knowledge.py
+	$(PY) -m omt.nlp_build --out $(SPACY) --nlu $(GEN_NLU) --vocabulary $(VOCAB)
 
 train: $(MODEL) ## Build the spaCy pipeline, then `rasa train` (skipped when no input changed)
-$(MODEL): $(TRAIN_INPUTS) $(SPACY)/meta.json
+$(MODEL): $(TRAIN_INPUTS) $(SPACY)/meta.json $(VOCAB)
 	@mkdir -p models
 	@# Train into a private folder, then rename: a running stack never loads a half-written model.
 	flock models/.train.lock sh -c '$(RASA) train --config config.yml --domain domain.yml --data data \
