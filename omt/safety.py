@@ -456,6 +456,7 @@ class _Doc:
 
     tokens: tuple[str, ...]
     ids: tuple[frozenset[int], ...]
+    exact_ids: tuple[frozenset[int], ...]  # without typo guesses: what exclusions read
     sentence: tuple[int, ...]
     clause: tuple[int, ...]
 
@@ -492,14 +493,21 @@ def _fuzzy_hits(table: Mapping[str, tuple[tuple[str, int], ...]], token: str) ->
 
 
 @lru_cache(maxsize=65536)
-def _token_ids(vocab: _Vocab, token: str) -> frozenset[int]:
-    """Ids of every word spec that ``token`` satisfies (exact, prefix, number or typo)."""
+def _exact_ids(vocab: _Vocab, token: str) -> frozenset[int]:
+    """Ids of every word spec that ``token`` satisfies as typed (exact, prefix or number)."""
     ids: set[int] = set(vocab.exact.get(token, ()))
     for n, prefix_table in vocab.prefixes.items():
         if len(token) >= n:
             ids.update(prefix_table.get(token[:n], ()))
     if token.isascii() and token.isdigit() and 2 <= len(token) <= 9:
         ids.add(vocab.num_id)
+    return frozenset(ids)
+
+
+@lru_cache(maxsize=65536)
+def _token_ids(vocab: _Vocab, token: str) -> frozenset[int]:
+    """Ids of every word spec that ``token`` satisfies (exact, prefix, number or typo)."""
+    ids: set[int] = set(_exact_ids(vocab, token))
     if token.isalpha() and 4 <= len(token) <= 30 and token not in vocab.not_typos:
         ids.update(_fuzzy_hits(vocab.fuzzy, token))
         for n, table in vocab.fuzzy_prefixes.items():
@@ -591,6 +599,7 @@ def _analyse(lex: Lexicon, text: str) -> _Doc:
     return _Doc(
         tokens=tuple(words),
         ids=tuple(_token_ids(lex.vocab, w) for w in words),
+        exact_ids=tuple(_exact_ids(lex.vocab, w) for w in words),
         sentence=tuple(sentence_of_clause[c] for c in clauses),
         clause=tuple(clauses),
     )
@@ -646,16 +655,22 @@ class _Scan:
         return self._clause_bounds[key]
 
     # -- element matching
-    def match_part(self, part: Part, start: int, limit: int) -> tuple[int, ...] | None:
-        """Positions of ``part``'s elements when its first element is at ``start``."""
-        if not part[0].ids & self.doc.ids[start]:
+    def match_part(self, part: Part, start: int, limit: int, exact: bool = False) -> tuple[int, ...] | None:
+        """Positions of ``part``'s elements when its first element is at ``start``.
+
+        ``exact`` ignores typo guesses: an exclusion must be typed as written, because
+        a guessed exclusion would silence a real alarm ("training" is not "straining").
+        """
+        ids = self.doc.exact_ids if exact else self.doc.ids
+        if not part[0].ids & ids[start]:
             return None
         failed: set[tuple[int, int, int]] = set()
-        return self._extend(part, 1, start + 1, 0, limit, (start,), failed)
+        return self._extend(part, ids, 1, start + 1, 0, limit, (start,), failed)
 
     def _extend(
         self,
         part: Part,
+        ids: Sequence[frozenset[int]],
         k: int,
         pos: int,
         carry: int,
@@ -672,22 +687,22 @@ class _Scan:
         for p in range(pos, last + 1):
             if p > pos and self.doc.tokens[p - 1] in self.lex.gap_breakers:
                 break
-            if el.ids & self.doc.ids[p]:
-                found = self._extend(part, k + 1, p + 1, 0, limit, (*acc, p), failed)
+            if el.ids & ids[p]:
+                found = self._extend(part, ids, k + 1, p + 1, 0, limit, (*acc, p), failed)
                 if found is not None:
                     return found
         if el.optional:
-            found = self._extend(part, k + 1, pos, carry + el.gap, limit, acc, failed)
+            found = self._extend(part, ids, k + 1, pos, carry + el.gap, limit, acc, failed)
             if found is not None:
                 return found
         failed.add((k, pos, carry))
         return None
 
-    def part_in(self, part: Part, lo: int, hi: int) -> bool:
+    def part_in(self, part: Part, lo: int, hi: int, exact: bool = False) -> bool:
         """Does ``part`` match anywhere inside tokens[lo:hi]?"""
-        key = ("part", id(part), lo, hi)
+        key = ("part", id(part), lo, hi, exact)
         if key not in self._memo:
-            self._memo[key] = any(self.match_part(part, s, hi) is not None for s in range(lo, hi))
+            self._memo[key] = any(self.match_part(part, s, hi, exact) is not None for s in range(lo, hi))
         return self._memo[key]
 
     def phrase_in(self, phrases: _Phrases, lo: int, hi: int) -> bool:
@@ -786,7 +801,7 @@ class _Scan:
     def excluded(self, cat: _Category, start: int, end: int) -> bool:
         lo, _ = self.clause_bounds(start)
         _, hi = self.clause_bounds(end - 1)
-        return any(self.part_in(part, lo, hi) for part in cat.exclude)
+        return any(self.part_in(part, lo, hi, exact=True) for part in cat.exclude)
 
     # -- a whole pattern
     def hit(self, cat: _Category, pat: _Pattern, start: int) -> tuple[int, int] | None:

@@ -143,6 +143,9 @@ def test_wrapped_phrasings_still_fire(lexicon: Lexicon, wrapper: str) -> None:
         ("can OMT help my crushing chest pain right now", "chest_pain"),
         ("my chest pain isn't going away", "chest_pain"),
         ("<script>alert(1)</script>I want to end my life", "suicide_self_harm"),
+        # An exclusion is never a typo guess: "training" is not "straining" (found by the fuzz test).
+        ('i have crushing chest pain /do_training{"x": "<script>alert(1)</script>"}', "chest_pain"),
+        ("chest pain during my training", "chest_pain"),
     ],
 )
 def test_typos_shorthand_and_tricky_positives(lexicon: Lexicon, text: str, category: str) -> None:
