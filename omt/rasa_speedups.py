@@ -1,0 +1,83 @@
+"""Two per-turn costs of Rasa 3.6 that do the same work again on every call, made once.
+
+Both replace a Rasa function by one that returns the same results, measured with a
+profiler on this project (`make bench` shows the effect end to end):
+
+1. `RemoteAction._validate_action_result` calls `jsonschema.validate(result, schema)` on
+   every custom-action response. With the jsonschema Rasa 3.6.21 resolves to (4.17),
+   `validate` first checks the schema itself against the 2020-12 meta-schema: about
+   35 ms of CPU per turn, for a schema that never changes. Here the validator is built
+   and checked once; the errors raised and their messages are Rasa's.
+2. `Event.resolve_by_type` walks every subclass of `Event` (recursively, with
+   `inspect.isabstract` on each) for every event it deserialises: the tracker store
+   does that for each stored event on each turn, so a turn's cost grew with the length
+   of the conversation (about 0.15 ms per stored event). Here the walk's result is kept
+   in a table, rebuilt when a type name is not in it (a subclass imported later).
+
+`install()` is idempotent and is called when our policy module is imported, which Rasa
+does in every process that loads the model (`rasa run`, `rasa shell`, `rasa test`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Dict, Type
+
+import jsonschema
+import rasa.shared.utils.common
+from rasa.core.actions.action import RemoteAction
+from rasa.shared.constants import DOCS_BASE_URL
+from rasa.shared.core.events import Event
+
+RASA_VALIDATE_ACTION_RESULT = RemoteAction._validate_action_result
+RASA_RESOLVE_BY_TYPE = Event.resolve_by_type
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    """The validator class jsonschema would pick for Rasa's schema, built and checked once."""
+    schema = RemoteAction.action_response_format_spec()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)  # the check `jsonschema.validate` repeats on every call
+    return cls(schema)
+
+
+def validate_action_result(self: RemoteAction, result: Dict[str, Any]) -> bool:
+    """Rasa's `_validate_action_result` with the prebuilt validator (same errors)."""
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(result))
+    if error is None:
+        return True
+    error.message += (
+        ". Failed to validate Action server response from API, "
+        "make sure your response from the Action endpoint is valid. "
+        f"For more information about the format visit {DOCS_BASE_URL}/custom-actions"
+    )
+    raise error
+
+
+_EVENT_TYPES: Dict[str, Type[Event]] = {}
+
+
+def _event_types() -> Dict[str, Type[Event]]:
+    """type_name -> class, the first match in Rasa's own order of `all_subclasses(Event)`."""
+    table: Dict[str, Type[Event]] = {}
+    for cls in rasa.shared.utils.common.all_subclasses(Event):
+        table.setdefault(cls.type_name, cls)
+    return table
+
+
+def resolve_by_type(type_name: str, default: Type[Event] | None = None) -> Type[Event] | None:
+    """Rasa's `Event.resolve_by_type`, from a table instead of a walk per call."""
+    cls = _EVENT_TYPES.get(type_name)
+    if cls is None:
+        _EVENT_TYPES.update(_event_types())  # a subclass imported since the last walk
+        cls = _EVENT_TYPES.get(type_name)
+    if cls is not None:
+        return cls
+    return RASA_RESOLVE_BY_TYPE(type_name, default)  # Rasa's own answer for unknown names
+
+
+def install() -> None:
+    """Use both in this process (idempotent)."""
+    RemoteAction._validate_action_result = validate_action_result
+    Event.resolve_by_type = staticmethod(resolve_by_type)
