@@ -43,6 +43,9 @@ SERVICE_IDS: Final = (
 )
 
 SAFETY_IDS: Final = ("emergency",)
+# The apology when a turn fails on our side (action server or store down; omt/faults.py):
+# not an id of its own, a finer topic of `fallback`, as the contract allows.
+FAILED_TURN_ID: Final = "fallback.error"
 
 ALL_IDS: Final = KNOWLEDGE_IDS + SERVICE_IDS + SAFETY_IDS
 

@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+from omt.contract import FAILED_TURN_ID, parent_id
+
 logger = logging.getLogger("omt.provenance")
 DEV_HASH_KEY = "dev-only-not-secret"
 
@@ -58,23 +60,25 @@ def log_reply(record: dict[str, Any], path: Path | None = None) -> None:
 
 
 def summarise(lines: Iterable[str]) -> dict[str, Any]:
-    """Answers per id, and not-covered/fallback/emergency rates per channel and per day."""
+    """Answers per id, and not-covered/fallback/emergency/error rates per channel and per day."""
     per_id: collections.Counter[str] = collections.Counter()
     groups: dict[tuple[str, str], collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for line in lines:
         try:
             rec = json.loads(line)
-            answer = str(rec["answer_id"]).split(".", 1)[0]
+            full = str(rec["answer_id"])
+            answer = parent_id(full)
             key = (str(rec.get("channel", "unknown")), str(rec["time"])[:10])
         except (ValueError, KeyError, TypeError):
             continue
         per_id[answer] += 1
         groups[key]["total"] += 1
         groups[key][answer] += 1
+        groups[key]["error"] += full == FAILED_TURN_ID
     rates = {
         f"{channel} {day}": {
             "replies": c["total"],
-            **{f"{a}_rate": round(c[a] / c["total"], 4) for a in ("not_covered", "fallback", "emergency")},
+            **{f"{a}_rate": round(c[a] / c["total"], 4) for a in ("not_covered", "fallback", "emergency", "error")},
         }
         for (channel, day), c in sorted(groups.items())
     }

@@ -6,6 +6,7 @@ Named in endpoints.yml; the keys besides `type` and `wraps` are the wrapped stor
     tracker_store:
       type: omt.redacting_store.RedactingTrackerStore
       wraps: SQL            # Rasa's SQLTrackerStore (SQLite or PostgreSQL), or in_memory
+      url: ${TRACKER_DB_URL}  # a whole database URL, or empty: then the keys below
       dialect: sqlite
       db: ${TRACKER_DB}
 
@@ -14,6 +15,15 @@ pools) stays Rasa's. The wrapper hands it a copy of the tracker whose user event
 slots filled from them, went through `omt.redaction`; the live tracker of the turn keeps
 the raw text, so the emergency screener, the NLU and the actions read what was written.
 The event broker, if any, is the wrapped store's and so sees only the redacted copy.
+
+When the wrapped store cannot be reached (SQLite file or directory gone or unwritable,
+PostgreSQL stopped), reads and writes stop the running turn (`omt.faults.abort_turn`: the
+patient gets the apology, nothing is answered from an empty conversation) and the log
+says so in one line, without SQL or values (they carry patient text): when the store
+goes away, at most once a minute while it stays away, and when it is back. Outside a
+turn (Rasa's own callers) they raise `TrackerStoreUnavailableError` with the same
+clean message. Nothing is cached: every call tries the store again, so it recovers by
+itself.
 
 Rasa's TrackerStore has no delete. `delete(sender_id)` is ours, for the patient's
 "forget me" (omt/channels/*); `forget_conversation` finds the wrapper inside the
@@ -25,21 +35,27 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence
 
+import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import (
     AwaitableTrackerStore,
     InMemoryTrackerStore,
     SQLTrackerStore,
     TrackerStore,
+    create_engine_kwargs,
     create_tracker_store,
 )
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from omt.faults import TRACKER_STORE, abort_turn
 from omt.provenance import conversation_hash
 from omt.redaction import Rule, get_rules, redact_user_event, redact_value
 
@@ -48,6 +64,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 IN_MEMORY = ("in_memory", "memory", "inmemory")
+# Errors that mean "the store cannot be reached or written", not a bug in our code.
+STORE_ERRORS = (SQLAlchemyError, OSError)
+REPEAT_LOG_SECONDS = 60.0
+
+
+class TrackerStoreUnavailableError(RuntimeError):
+    """The wrapped store failed; the message names the error without SQL or values."""
 
 
 class ForgetUnavailableError(RuntimeError):
@@ -76,14 +99,75 @@ def redacted_event(event: Event, rules: Sequence[Rule] | None = None) -> Event:
 def redacted_tracker(tracker: DialogueStateTracker, rules: Sequence[Rule] | None = None) -> DialogueStateTracker:
     """A copy of `tracker` built from redacted events; `tracker` itself is not changed.
 
+    When no event needs redacting, `tracker` itself: stores only read what they save.
+
     Same sender, slots' initial values and event count as the original, so a store that
     saves "the events it does not have yet" (Rasa's SQL store counts them) saves the
     same ones.
     """
+    events = [redacted_event(event, rules) for event in tracker.events]
+    if all(new is old for new, old in zip(events, tracker.events, strict=True)):
+        return tracker  # nothing to redact (the usual turn): no copy to replay
     copy = tracker.init_copy()
-    for event in tracker.events:
-        copy.update(redacted_event(event, rules))
+    for event in events:
+        copy.update(event)
     return copy
+
+
+def store_error_reason(exc: BaseException) -> str:
+    """What went wrong, fit for the log: the error type, and the driver's message for connection errors.
+
+    Never `str(exc)` of a SQLAlchemy error: it quotes the statement and its parameters,
+    which hold the patient's (redacted) text.
+    """
+    reason = type(exc).__name__
+    detail = ""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
+        orig = exc.orig if isinstance(exc, DBAPIError) else None
+        detail = str(orig if orig is not None else "").strip()
+    elif isinstance(exc, OSError):
+        detail = exc.strerror or ""
+    first_line = detail.splitlines()[0][:200] if detail else ""
+    return f"{reason}: {first_line}" if first_line else reason
+
+
+class StoreHealth:
+    """Logs an unreachable store in a few lines: when it fails, once a minute while down, when back.
+
+    Reads and writes are followed apart: with a read-only store every read succeeds while
+    every write fails, and that store is not back until a write succeeds.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.down_since: float | None = None
+        self.failing: set[str] = set()  # "read", "write"
+        self.failures = 0
+        self.last_report = 0.0
+
+    def failed(self, operation: str, reason: str) -> None:
+        now = self.clock()
+        self.failures += 1
+        self.failing.add(operation)
+        if self.down_since is None:
+            self.down_since = self.last_report = now
+            logger.error("Tracker store unavailable (%s): patients get the apology until it is back", reason)
+        elif now - self.last_report >= REPEAT_LOG_SECONDS:
+            self.last_report = now
+            logger.error(
+                "Tracker store still unavailable after %.0f s, %d failed calls (%s)",
+                now - self.down_since,
+                self.failures,
+                reason,
+            )
+
+    def ok(self, operation: str) -> None:
+        self.failing.discard(operation)
+        if self.down_since is not None and not self.failing:
+            logger.warning(
+                "Tracker store is back after %.0f s (%d failed calls)", self.clock() - self.down_since, self.failures
+            )
+            self.down_since, self.failures = None, 0
 
 
 def _innermost(store: TrackerStore) -> TrackerStore:
@@ -100,7 +184,49 @@ def _create_wrapped(
     if wraps.endswith("RedactingTrackerStore"):
         raise ValueError("RedactingTrackerStore cannot wrap itself: set `wraps` to SQL or in_memory")
     store_type = None if wraps.lower() in IN_MEMORY else wraps
-    return create_tracker_store(EndpointConfig(url=host, type=store_type, **kwargs), domain, event_broker)
+    # An empty `url: ${TRACKER_DB_URL}` means "no URL": the dialect/db keys say where the data is.
+    store = create_tracker_store(EndpointConfig(url=host or None, type=store_type, **kwargs), domain, event_broker)
+    inner = _innermost(store)
+    if isinstance(inner, SQLTrackerStore):
+        _test_connections_before_use(inner)
+    return store
+
+
+def _test_connections_before_use(store: SQLTrackerStore) -> None:
+    """A database server's pooled connections are checked before each use (SQLAlchemy's pool_pre_ping).
+
+    Rasa's engine keeps connections to PostgreSQL in a pool. After the server restarts
+    (maintenance, fail-over) every one of them is dead; without this check the first read
+    of each fails, and Rasa's fail-safe store then answers as if the conversation were new.
+    SQLite has no server to lose, so its engine stays as Rasa made it.
+    """
+    if store.engine.dialect.name == "sqlite":
+        return
+    old, url = store.engine, store.engine.url
+    store.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+    store.sessionmaker = sa.orm.session.sessionmaker(bind=store.engine)
+    old.dispose()
+
+
+def _tune_sqlite(store: TrackerStore) -> None:
+    """SQLite in write-ahead-log mode, synced at checkpoints rather than at every commit.
+
+    Rasa commits twice per turn; in the default rollback-journal mode each commit syncs
+    the file, a few milliseconds of a turn. With WAL and `synchronous=NORMAL` a commit is
+    durable when the process crashes (the log is replayed) and can only be lost, never
+    corrupted, when the whole machine loses power. PostgreSQL (the cluster) is untouched.
+    """
+    inner = _innermost(store)
+    if not isinstance(inner, SQLTrackerStore) or inner.engine.dialect.name != "sqlite":
+        return
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sa.event.listen(inner.engine, "connect", on_connect)
 
 
 class RedactingTrackerStore(TrackerStore):
@@ -123,8 +249,10 @@ class RedactingTrackerStore(TrackerStore):
         store = wraps if isinstance(wraps, TrackerStore) else _create_wrapped(wraps, host, domain, event_broker, kwargs)
         if not isinstance(_innermost(store), (SQLTrackerStore, InMemoryTrackerStore)):
             raise ValueError(f"RedactingTrackerStore cannot erase from {type(store).__name__}: wrap SQL or in_memory")
+        _tune_sqlite(store)
         self._store = store
         self.rules = tuple(get_rules() if rules is None else rules)
+        self.health = StoreHealth()
         super().__init__(store.domain, store.event_broker)
 
     @property
@@ -141,15 +269,37 @@ class RedactingTrackerStore(TrackerStore):
         """The store that holds the data."""
         return self._store
 
+    def _unavailable(self, operation: str, exc: BaseException) -> NoReturn:
+        """Log the failure cleanly, stop the running turn, else raise a clean error (no SQL, no values)."""
+        reason = store_error_reason(exc)
+        self.health.failed(operation, reason)
+        abort_turn(TRACKER_STORE)
+        raise TrackerStoreUnavailableError(reason) from None
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Save a redacted copy; the caller's tracker keeps the raw text."""
-        await self._store.save(redacted_tracker(tracker, self.rules))
+        copy = redacted_tracker(tracker, self.rules)
+        try:
+            await self._store.save(copy)
+        except STORE_ERRORS as exc:
+            self._unavailable("write", exc)
+        self.health.ok("write")
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        return await self._store.retrieve(sender_id)
+        try:
+            tracker = await self._store.retrieve(sender_id)
+        except STORE_ERRORS as exc:
+            self._unavailable("read", exc)
+        self.health.ok("read")
+        return tracker
 
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
-        return await self._store.retrieve_full_tracker(conversation_id)
+        try:
+            tracker = await self._store.retrieve_full_tracker(conversation_id)
+        except STORE_ERRORS as exc:
+            self._unavailable("read", exc)
+        self.health.ok("read")
+        return tracker
 
     async def exists(self, conversation_id: str) -> bool:
         return await self._store.exists(conversation_id)
@@ -161,10 +311,14 @@ class RedactingTrackerStore(TrackerStore):
         """Erase every stored event of `sender_id` (all sessions); the number of events erased."""
         store = _innermost(self._store)
         if isinstance(store, SQLTrackerStore):
-            with store.session_scope() as session:
-                query = session.query(store.SQLEvent).filter(store.SQLEvent.sender_id == sender_id)
-                deleted = int(query.delete(synchronize_session=False))
-                session.commit()
+            try:
+                with store.session_scope() as session:
+                    query = session.query(store.SQLEvent).filter(store.SQLEvent.sender_id == sender_id)
+                    deleted = int(query.delete(synchronize_session=False))
+                    session.commit()
+            except STORE_ERRORS as exc:
+                self._unavailable("write", exc)
+            self.health.ok("write")
             return deleted
         if isinstance(store, InMemoryTrackerStore):
             serialised = store.store.pop(sender_id, None)

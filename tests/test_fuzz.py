@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 from omt.channels.rest import as_text
 from omt.channels.sms import keyword
 from omt.channels.socketio import MAX_MESSAGE_CHARS as SOCKET_MAX_CHARS
-from omt.contract import ALL_IDS, parent_id
+from omt.contract import ALL_IDS, FAILED_TURN_ID, parent_id
 from omt.evaluate import contract_faults
 from omt.knowledge import REPO_ROOT, Knowledge
 from omt.render.sms import to_gsm7
@@ -279,6 +279,7 @@ def check_rest(result: tuple[int, list[dict[str, Any]]], message: Message, knowl
     assert status == 200, f"REST answered {status}"
     answer_id, faults = contract_faults(messages, knowledge)
     assert parent_id(answer_id) in ALL_IDS and not faults, (answer_id, faults)
+    assert answer_id != FAILED_TURN_ID, "the turn failed on our side"
     if message.emergency:
         assert answer_id == "emergency"
     assert_no_echo(message.text, shown(messages), "REST")
@@ -287,6 +288,7 @@ def check_rest(result: tuple[int, list[dict[str, Any]]], message: Message, knowl
 def check_socket(reply: dict[str, Any], message: Message, knowledge: Knowledge) -> None:
     answer_id, faults = contract_faults([reply], knowledge)
     assert parent_id(answer_id) in ALL_IDS and not faults, (answer_id, faults)
+    assert answer_id != FAILED_TURN_ID, "the turn failed on our side"
     if message.emergency and PHRASE in message.text[:SOCKET_MAX_CHARS]:
         assert answer_id == "emergency"
     assert_no_echo(message.text, shown([reply]), "socket.io")
@@ -301,6 +303,7 @@ def check_sms(result: tuple[int, str], message: Message, knowledge: Knowledge) -
         assert texts == []
         return
     assert len(texts) == 1 and texts[0].strip(), "one non-empty SMS"
+    assert texts[0] != to_gsm7(knowledge.fill(knowledge.replies["error"].sms)), "the turn failed on our side"
     if message.emergency and len(body) <= SMS_MAX_CHARS:
         assert to_gsm7(knowledge.fill(knowledge.replies["emergency"].sms)) in texts[0]
     assert_no_echo(body, texts[0], "SMS")

@@ -256,6 +256,13 @@ def test_the_redacted_tracker_is_a_copy_with_the_same_events() -> None:
     assert redacted_event(user) is user, "nothing to redact: the same event"
 
 
+def test_a_tracker_with_nothing_to_redact_is_saved_as_it_is() -> None:
+    tracker = DialogueStateTracker.from_events(
+        "s2", [ActionExecuted("action_listen"), UserUttered("does it hurt", {"name": "how_it_feels"})]
+    )
+    assert redacted_tracker(tracker) is tracker
+
+
 def _sqlite_store(path: Path) -> RedactingTrackerStore:
     return RedactingTrackerStore(wraps="SQL", dialect="sqlite", db=str(path))
 
@@ -283,6 +290,8 @@ def test_the_wrapper_stores_redacted_events_in_rasas_sql_store(tmp_path: Path) -
     restored = asyncio.run(store.retrieve("s1"))
     assert restored is not None and restored.latest_message is not None
     assert restored.latest_message.text == "and my email is [email]"
+    with sqlite3.connect(db) as conn:  # write-ahead log: a commit does not sync the file
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_delete_erases_one_sender_and_is_idempotent(tmp_path: Path) -> None:
@@ -357,6 +366,8 @@ def test_endpoints_yml_configures_the_wrapper_over_sqlite(tmp_path: Path, monkey
     from rasa.core.utils import read_endpoints_from_path
 
     monkeypatch.setenv("TRACKER_DB", str(tmp_path / "from-env.db"))
+    monkeypatch.setenv("TRACKER_DB_URL", "")
+    monkeypatch.setenv("LOCK_STORE_URL", "")
     monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:1/webhook")
     endpoints = read_endpoints_from_path(REPO / "endpoints.yml")
     store = TrackerStore.create(endpoints.tracker_store)

@@ -22,7 +22,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from omt.channels.rest import MAX_SENDER_CHARS
-from omt.redacting_store import ForgetUnavailableError, forget_conversation
+from omt.redacting_store import ForgetUnavailableError, TrackerStoreUnavailableError, forget_conversation
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ class ForgetInput(InputChannel):
             except ForgetUnavailableError:
                 logger.error("forget: the tracker store cannot erase conversations (see endpoints.yml)")
                 return response.json({"error": "erasing is not available"}, status=503)
+            except TrackerStoreUnavailableError:  # logged by the store, without SQL or values
+                return response.json({"error": "the conversation store is unavailable; try again later"}, status=503)
             return response.json({"forgotten": True, "events": events})
 
         return webhook

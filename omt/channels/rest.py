@@ -30,6 +30,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from omt.faults import guarded
+
 MAX_BODY_BYTES = 128 * 1024  # 10,000 astral characters as JSON escapes are 120,000 bytes
 MAX_MESSAGE_CHARS = 10_000
 MAX_SENDER_CHARS = 128
@@ -89,8 +91,11 @@ class RestInput(RasaRestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        """Rasa's routes, plus a check that runs before the webhook route (and only for it)."""
-        webhook = super().blueprint(on_new_message)
+        """Rasa's routes, plus a check that runs before the webhook route (and only for it).
+
+        Turns go through `omt.faults.guarded`: a failed turn answers the apology, not `[]`.
+        """
+        webhook = super().blueprint(guarded(on_new_message))
 
         @webhook.middleware("request")
         async def check(request: Request) -> HTTPResponse | None:

@@ -30,6 +30,7 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from omt.faults import guarded
 from omt.knowledge import Knowledge, get_knowledge
 from omt.provenance import keyed_hash
 from omt.redacting_store import ForgetUnavailableError, forget_conversation
@@ -180,6 +181,8 @@ class SmsInput(InputChannel):
             logger.error("SMS channel refuses every request (403): %s not set", ", ".join(self._missing))
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
+        """The webhook; turns go through `omt.faults.guarded` (a failed turn answers the apology)."""
+        on_new_message = guarded(on_new_message)
         webhook = Blueprint("sms_webhook", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -263,7 +266,8 @@ class SmsInput(InputChannel):
         )
         await on_new_message(message)
         rendered = render_sms(collector.messages, self.knowledge, self.texts, self.settings.max_reply_chars)
-        return rendered or self._canned["error"]  # no answer at all means something failed on our side
+        # omt.faults.guarded already answers a failed turn; this covers a reply with nothing to render.
+        return rendered or self._canned["error"]
 
     async def _pressed(self, body: str, sender_id: str, trackers: TrackerSource | None) -> str:
         """A numeric reply becomes the payload of that button of the list shown last.

@@ -55,6 +55,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
 from omt.channels.rest import as_text
+from omt.faults import guarded
 from omt.redacting_store import forget_conversation
 from omt.web import allowed_origins
 
@@ -156,7 +157,11 @@ class SocketIOInput(RasaSocketIOInput):
         return session_id
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        """Rasa's blueprint, with our output channel and the checks in the module docstring."""
+        """Rasa's blueprint, with our output channel and the checks in the module docstring.
+
+        Turns go through `omt.faults.guarded`: a failed turn emits the apology, never nothing.
+        """
+        on_new_message = guarded(on_new_message)
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.origins, cors_credentials=False)
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
