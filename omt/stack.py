@@ -57,6 +57,7 @@ class Stack:
     credentials: Path = REPO_ROOT / "credentials.yml"
     endpoints: Path = REPO_ROOT / "endpoints.yml"
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path = REPO_ROOT  # another Rasa project (the benchmark's reference bot) runs from its own folder
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -80,6 +81,8 @@ class Stack:
             SANIC_HOST="127.0.0.1",
             ACTION_ENDPOINT_URL=f"http://127.0.0.1:{self.actions_port}/webhook",
             TRACKER_DB=str(self.tracker_db),
+            TRACKER_DB_URL="",  # SQLite at TRACKER_DB; a cluster passes a PostgreSQL URL in extra_env
+            LOCK_STORE_URL="",  # locks in Rasa's memory; a cluster passes Redis's URL
             OMT_PROVENANCE_LOG=str(self.workdir / "replies.jsonl"),
             TWILIO_AUTH_TOKEN="test-twilio-token",
             SMS_SENDER_KEY="test-sender-key",
@@ -91,19 +94,20 @@ class Stack:
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = (self.workdir / log_name).open("ab")
         proc = subprocess.Popen(
-            args, cwd=REPO_ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            args, cwd=self.cwd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.procs.append(proc)
         return proc
 
-    def start_actions(self, timeout: float = 60) -> None:
+    def start_actions(self, timeout: float = 60) -> subprocess.Popen[bytes]:
         proc = self._spawn(
             [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
             "actions.log",
         )
         wait_for_http(f"http://127.0.0.1:{self.actions_port}/health", timeout, proc)
+        return proc
 
-    def start_rasa(self, timeout: float = 180, extra_args: tuple[str, ...] = ()) -> None:
+    def start_rasa(self, timeout: float = 180, extra_args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
         args = [
             str(VENV_BIN / "rasa"), "run", "--model", str(self.model), "--interface", "127.0.0.1",
             "--port", str(self.rasa_port), "--credentials", str(self.credentials),
@@ -111,6 +115,7 @@ class Stack:
         ]  # fmt: skip
         proc = self._spawn(args, "rasa.log")
         wait_for_http(f"{self.url}/webhooks/rest/", timeout, proc)
+        return proc
 
     def stop(self) -> None:
         """SIGTERM each process group, then SIGKILL whatever is left."""

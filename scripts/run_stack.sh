@@ -20,7 +20,9 @@ export TWILIO_AUTH_TOKEN SMS_SENDER_KEY SMS_WEBHOOK_URL
 : "${WEB_PORT:=8080}" "${SOCKET_URL:=http://127.0.0.1:${RASA_PORT}}"
 : "${CLINIC_ORIGINS:=http://127.0.0.1:${WEB_PORT},http://localhost:${WEB_PORT}}"
 export CLINIC_ORIGINS
-export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTIONS_PORT}/webhook" TRACKER_DB
+# endpoints.yml: TRACKER_DB_URL empty = SQLite at TRACKER_DB; LOCK_STORE_URL empty = locks in memory.
+: "${TRACKER_DB_URL:=}" "${LOCK_STORE_URL:=}"
+export ACTION_ENDPOINT_URL="http://127.0.0.1:${ACTIONS_PORT}/webhook" TRACKER_DB TRACKER_DB_URL LOCK_STORE_URL
 mkdir -p "$(dirname "$TRACKER_DB")" logs
 # Rasa's HTTP API (conversations, model, status) only on request, never without a secret.
 # (Rasa takes these only as arguments, so other local users can see them in `ps`.)

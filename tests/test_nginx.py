@@ -226,9 +226,14 @@ def test_everything_else_is_404(proxy: Proxy, method: str, path: str) -> None:
 
 
 def test_the_action_server_is_not_an_upstream(proxy: Proxy, stack: Stack) -> None:
-    """nginx proxies to the page server and Rasa, nothing else."""
-    assert re.findall(r"^\s*server\s+(\S+);", proxy.conf, re.MULTILINE) == [proxy.pages, f"127.0.0.1:{stack.rasa_port}"]
-    assert set(re.findall(r"proxy_pass\s+(\S+);", proxy.conf)) == {"http://omt_pages", "http://omt_rasa"}
+    """nginx proxies to the page server and Rasa (webhooks, and sticky for socket.io), nothing else."""
+    rasa = f"127.0.0.1:{stack.rasa_port}"
+    assert re.findall(r"^\s*server\s+(\S+);", proxy.conf, re.MULTILINE) == [proxy.pages, rasa, rasa]
+    assert set(re.findall(r"proxy_pass\s+(\S+);", proxy.conf)) == {
+        "http://omt_pages",
+        "http://omt_rasa",
+        "http://omt_rasa_sticky",
+    }
 
 
 @pytest.mark.parametrize(
