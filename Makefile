@@ -18,11 +18,15 @@ export PYTHONWARNINGS := ignore
 export RASA_PORT ?= 5005
 export ACTIONS_PORT ?= 5055
 export TRACKER_DB ?= .data/tracker.db
+# endpoints.yml reads both (no defaults there): empty = SQLite at TRACKER_DB, locks in memory.
+export TRACKER_DB_URL ?=
+export LOCK_STORE_URL ?=
 
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
 
-.PHONY: bench-nlu bench-core thresholds screen-report typos
+.PHONY: bench-nlu bench-core bench load thresholds screen-report typos
+.PHONY: cluster cluster-stop
 .PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
 
 help: ## List the targets
@@ -51,6 +55,13 @@ $(MODEL): $(TRAIN_INPUTS) $(SPACY)/meta.json $(VOCAB)
 run: $(MODEL) web ## Chat: action server (5055) + Rasa REST/socket.io (5005) + web pages (8080), SQLite tracker in .data/; Ctrl-C stops all
 	MODEL=$(MODEL) scripts/run_stack.sh
 
+CLUSTER_PORT ?= 8000
+cluster: $(MODEL) web ## In the background: PostgreSQL, Redis, 2 Rasa replicas + 2 action servers, nginx on CLUSTER_PORT (8000); state in .cluster/
+	$(PY) -m omt.cluster start --port $(CLUSTER_PORT)
+
+cluster-stop: ## Stop what `make cluster` started (its pid files in .cluster/); the data stays
+	$(PY) -m omt.cluster stop
+
 WEB_VENDOR := web/static/vendor/socket.io.min.js
 web: $(WEB_VENDOR) ## Widget + kiosk assets: `npm ci` in web/, socket.io client copied to web/static/vendor/ (git-ignored)
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
@@ -68,8 +79,8 @@ sms: $(VENV)/.installed ## Play an SMS conversation through the real webhook wit
 validate: $(GEN_NLU) ## rasa data validate
 	$(RASA) data validate --config config.yml --domain domain.yml --data data --fail-on-warnings
 
-unit: $(VENV)/.installed ## Unit tests only (no running stack)
-	$(PY) -m pytest -m "not stack" -q
+unit: $(VENV)/.installed ## Unit tests only (no running stack, no cluster)
+	$(PY) -m pytest -m "not stack and not cluster" -q
 
 stories: $(MODEL) ## Test stories (happy and unhappy paths)
 	$(RASA) test core --model $(MODEL) --stories tests/ --fail-on-prediction-errors --out results/stories
@@ -89,6 +100,9 @@ thresholds: $(GEN_NLU) ## Sweep FallbackClassifier thresholds (5-fold CV + QUEST
 
 bench-core: $(MODEL) ## Single-user figures: train from scratch, start-up, memory, REST p50/p95 (reports/bench_core.json)
 	$(PY) -m omt.bench_core --train --turns 200
+
+bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook vs /model/parse, 1/8/32 users, turn 1 vs 100, cluster, `rasa init` bot (reports/bench.json, .png; BENCH_ARGS=--quick)
+	$(PY) -m omt.bench $(BENCH_ARGS)
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
 	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(ORDINARY)
@@ -123,6 +137,19 @@ audit: $(AUDIT_VENV)/.installed ## Known vulnerabilities of requirements.txt (pi
 $(AUDIT_VENV)/.installed:
 	$(AUDIT_PYTHON) -m venv $(AUDIT_VENV)
 	$(AUDIT_VENV)/bin/pip install -q pip-audit
+	@touch $@
+
+# Locust lives in its own venv (system Python) too: gevent, Flask and its pins must not touch Rasa's venv.
+LOAD_VENV   := .venv-load
+LOAD_PYTHON ?= /usr/bin/python3
+DURATION    ?= 5m
+USERS       ?= 50
+load: $(MODEL) $(LOAD_VENV)/.installed ## USERS simulated patients (50) for DURATION (5m), think time 2-8 s, single stack and cluster; checks errors and storage (reports/load.json)
+	$(PY) -m omt.load --duration $(DURATION) --users $(USERS) $(LOAD_ARGS)
+$(LOAD_VENV)/.installed: requirements-load.txt
+	$(LOAD_PYTHON) -m venv $(LOAD_VENV)
+	$(LOAD_VENV)/bin/pip install -q -r requirements-load.txt \
+	  || { echo "make load: could not install Locust from PyPI (requirements-load.txt)" >&2; exit 2; }
 	@touch $@
 
 NGINX_LISTEN ?= 127.0.0.1:8000

@@ -59,24 +59,41 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def train_seconds(workdir: Path) -> float:
-    """`rasa train` from scratch: empty cache, fresh output folder."""
+def timed_rasa(args: Sequence[str], cwd: Path, cache_dir: Path, log: Path | None = None) -> float:
+    """Wall time of one `rasa ...` command run with Rasa's training cache in `cache_dir` (empty: from scratch)."""
     env = dict(
         os.environ,
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="3",
-        RASA_CACHE_DIRECTORY=str(workdir / "cache"),
+        RASA_CACHE_DIRECTORY=str(cache_dir),
     )
     start = time.perf_counter()
-    subprocess.run(
-        [str(VENV_BIN / "rasa"), "train", "--out", str(workdir / "models"), "--fixed-model-name", "bench"],
-        cwd=REPO_ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log or os.devnull, "ab") as out:
+        code = subprocess.run([str(VENV_BIN / "rasa"), *args], cwd=cwd, env=env, stdout=out, stderr=out).returncode
+    if code != 0:
+        raise RuntimeError(f"`rasa {' '.join(args)}` exited with {code}" + (f"; its output is in {log}" if log else ""))
     return time.perf_counter() - start
+
+
+def train_seconds(workdir: Path, log: Path | None = None) -> float:
+    """`rasa train` of our bot from scratch: empty cache, fresh output folder."""
+    out = ["--out", str(workdir / "models"), "--fixed-model-name", "bench"]
+    return timed_rasa(["train", *out], REPO_ROOT, workdir / "cache", log)
+
+
+def start_timed(stack: Stack, actions: bool = True, rasa_args: Sequence[str] = (), first: str = "hello") -> float:
+    """Start the stack (action server unless `actions` is False, then Rasa); seconds to the first answer."""
+    start = time.perf_counter()
+    if actions:
+        stack.start_actions()
+    stack.start_rasa(extra_args=tuple(rasa_args))
+    post(stack.rest_url, f"bench-warmup-{uuid.uuid4().hex}", first)
+    return time.perf_counter() - start
+
+
+def stack_rss(stack: Stack) -> dict[str, float]:
+    """Resident memory (MB) of each of the stack's processes: `rasa` and, if started, `actions`."""
+    return {("actions" if "actions" in list(proc.args) else "rasa"): rss_mb(proc.pid) for proc in stack.procs}  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,11 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             figures["train_from_scratch_s"] = train_seconds(work)
         stack = Stack(rasa_port=free_port(), actions_port=free_port(), workdir=work)
         try:
-            start = time.perf_counter()
-            stack.start_actions()
-            stack.start_rasa()
-            post(stack.rest_url, "bench-warmup", "hello")
-            figures["startup_to_first_answer_s"] = time.perf_counter() - start
+            figures["startup_to_first_answer_s"] = start_timed(stack)
             latencies = []
             sender = ""
             for i in range(args.turns):
@@ -108,8 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             latencies.sort()
             figures["rest_p50_ms"] = statistics.median(latencies)
             figures["rest_p95_ms"] = latencies[int(0.95 * (len(latencies) - 1))]
-            figures["rasa_rss_mb"] = rss_mb(stack.procs[1].pid)
-            figures["actions_rss_mb"] = rss_mb(stack.procs[0].pid)
+            rss = stack_rss(stack)
+            figures["rasa_rss_mb"] = rss["rasa"]
+            figures["actions_rss_mb"] = rss["actions"]
         finally:
             stack.stop()
     for name, value in figures.items():
