@@ -33,10 +33,12 @@ cannot write the conversation back afterwards.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence, cast
 
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
@@ -55,6 +57,7 @@ from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from omt import tracker_window
 from omt.faults import TRACKER_STORE, abort_turn
 from omt.provenance import conversation_hash
 from omt.redaction import Rule, get_rules, redact_user_event, redact_value
@@ -209,24 +212,53 @@ def _test_connections_before_use(store: SQLTrackerStore) -> None:
 
 
 def _tune_sqlite(store: TrackerStore) -> None:
-    """SQLite in write-ahead-log mode, synced at checkpoints rather than at every commit.
+    """SQLite in write-ahead-log mode over one kept connection, checked against the file before each use.
 
-    Rasa commits twice per turn; in the default rollback-journal mode each commit syncs
-    the file, a few milliseconds of a turn. With WAL and `synchronous=NORMAL` a commit is
-    durable when the process crashes (the log is replayed) and can only be lost, never
-    corrupted, when the whole machine loses power. PostgreSQL (the cluster) is untouched.
+    Rasa's engine (SQLAlchemy 1.4's default for a file) opens and closes a connection for
+    every session, three times a turn; closing the last connection of a WAL database
+    checkpoints it, and opening runs the pragmas again: about a third of the store's time.
+    The kept connection is given back only while the database file is still the one it
+    opened: when the file or its directory is gone or replaced, the next use connects
+    afresh and fails like an unpooled engine would (the patient gets the apology).
+
+    WAL with `synchronous=NORMAL`: a commit is durable when the process crashes (the log is
+    replayed) and can only be lost, never corrupted, when the whole machine loses power.
+    PostgreSQL (the cluster) is untouched.
     """
     inner = _innermost(store)
     if not isinstance(inner, SQLTrackerStore) or inner.engine.dialect.name != "sqlite":
         return
+    path = inner.engine.url.database
+    if not path or path == ":memory:":
+        return
+    old = inner.engine
+    # One connection per thread: Rasa's store is used from the event loop's thread only.
+    inner.engine = sa.create_engine(old.url, poolclass=sa.pool.SingletonThreadPool)
+    inner.sessionmaker = sa.orm.session.sessionmaker(bind=inner.engine)
+    old.dispose()
 
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        record.info["file"] = _file_identity(path)
+
+    def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("file") != _file_identity(path):
+            raise sa.exc.DisconnectionError("the database file is gone or was replaced")
 
     sa.event.listen(inner.engine, "connect", on_connect)
+    sa.event.listen(inner.engine, "checkout", on_checkout)
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the database file, or None when it cannot be seen."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 class RedactingTrackerStore(TrackerStore):
@@ -239,10 +271,13 @@ class RedactingTrackerStore(TrackerStore):
         event_broker: EventBroker | None = None,
         wraps: str | TrackerStore = "SQL",
         rules: Sequence[Rule] | None = None,
+        window_turns: int = 0,
         **kwargs: Any,
     ) -> None:
         """Wrap `wraps`: a store, or a Rasa store type made from `host` and `kwargs` (endpoints.yml).
 
+        `window_turns` > 0: a SQL store's conversation is read as its last `window_turns`
+        patient messages plus the state before them (omt/tracker_window.py); 0: whole.
         Refuses to start over a store it cannot erase from: "forget me" must work, or
         nothing should be stored.
         """
@@ -252,6 +287,7 @@ class RedactingTrackerStore(TrackerStore):
         _tune_sqlite(store)
         self._store = store
         self.rules = tuple(get_rules() if rules is None else rules)
+        self.window_turns = int(window_turns or 0)
         self.health = StoreHealth()
         super().__init__(store.domain, store.event_broker)
 
@@ -277,21 +313,46 @@ class RedactingTrackerStore(TrackerStore):
         raise TrackerStoreUnavailableError(reason) from None
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Save a redacted copy; the caller's tracker keeps the raw text."""
-        copy = redacted_tracker(tracker, self.rules)
+        """Save a redacted copy; the caller's tracker keeps the raw text.
+
+        A windowed tracker (see `retrieve`) hands the wrapped store only its new events,
+        redacted, counted after the ones stored (`tracker_window.Unsaved`).
+        """
+        loaded = tracker_window.loaded_events(tracker)
         try:
-            await self._store.save(copy)
+            if loaded is None:
+                await self._store.save(redacted_tracker(tracker, self.rules))
+            elif len(tracker.events) > loaded:
+                new = [redacted_event(e, self.rules) for e in itertools.islice(tracker.events, loaded, None)]
+                inner = _innermost(self._store)
+                assert isinstance(inner, SQLTrackerStore)  # only its reads are windowed
+                with inner.session_scope() as session:
+                    stored = tracker_window.stored_count(inner, session, tracker.sender_id)
+                await self._store.save(
+                    cast(DialogueStateTracker, tracker_window.Unsaved.of(tracker.sender_id, stored, new))
+                )
+                tracker_window.mark_saved(tracker)
         except STORE_ERRORS as exc:
             self._unavailable("write", exc)
         self.health.ok("write")
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        """The latest session; in a SQL store with `window_turns`, its recent turns (omt/tracker_window.py)."""
         try:
-            tracker = await self._store.retrieve(sender_id)
+            tracker = self._retrieve_window(sender_id)
+            if tracker is None:
+                tracker = await self._store.retrieve(sender_id)
         except STORE_ERRORS as exc:
             self._unavailable("read", exc)
         self.health.ok("read")
         return tracker
+
+    def _retrieve_window(self, sender_id: str) -> DialogueStateTracker | None:
+        inner = _innermost(self._store)
+        if self.window_turns < 1 or not isinstance(inner, SQLTrackerStore):
+            return None
+        with inner.session_scope() as session:
+            return tracker_window.windowed_tracker(inner, session, sender_id, self.window_turns)
 
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
         try:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from omt.contract import ALL_IDS, parent_id
 from omt.evaluate import contract_faults, load_questions, post, report, run
 from omt.knowledge import Knowledge
+from omt.stack import Stack
 
 pytestmark = pytest.mark.stack
 QUESTIONS = Path(__file__).parent / "fixtures" / "questions.yml"
@@ -71,6 +74,38 @@ def test_a_conversation_with_follow_ups(rest_url: str, knowledge: Knowledge) -> 
     assert knowledge.notice.text not in techniques[0]["text"]
     assert contract_faults(_turn(rest_url, "the third one", sender), knowledge)[0] == "myofascial_release"
     assert contract_faults(_turn(rest_url, "tell me more", sender), knowledge)[0] == "myofascial_release"
+
+
+def test_a_conversation_longer_than_the_tracker_window_keeps_its_context(stack: Stack, knowledge: Knowledge) -> None:
+    """endpoints.yml reads a conversation as its last `window_turns` messages (omt/tracker_window.py).
+
+    The notice, given once at the first turn, must not come back when that turn is long
+    out of the window; a follow-up still works; every message is stored exactly once.
+    """
+    window = yaml.safe_load(stack.endpoints.read_text(encoding="utf-8"))["tracker_store"]["window_turns"]
+    sender = f"test-{uuid.uuid4().hex}"
+    assert knowledge.notice.text in _turn(stack.rest_url, "hi", sender)[0]["text"]
+    questions = [
+        "does it hurt",
+        "what is omt",
+        "can my baby have it",
+        "is it safe when pregnant",
+        "what is muscle energy",
+    ]
+    sent = ["hi", *(questions * 2)[: window + 2], "which techniques do they use", "the third one", "tell me more"]
+    replies = {text: _turn(stack.rest_url, text, sender) for text in sent[1:]}
+    assert contract_faults(replies["tell me more"], knowledge)[0] == "myofascial_release"
+    for text, messages in replies.items():
+        assert contract_faults(messages, knowledge)[1] == [], text
+        assert knowledge.notice.text not in " ".join(str(m.get("text") or "") for m in messages), text
+    with sqlite3.connect(stack.tracker_db) as db:
+        stored = [
+            json.loads(data)["text"]
+            for (data,) in db.execute(
+                "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user' ORDER BY id", (sender,)
+            )
+        ]
+    assert stored == sent
 
 
 def test_emergency_is_answered_alone_mid_conversation(rest_url: str, knowledge: Knowledge) -> None:

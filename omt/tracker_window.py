@@ -1,0 +1,181 @@
+"""A long conversation read back as its recent turns: a turn costs the same at turn 100 as at turn 1.
+
+Rasa 3.6 rebuilds the tracker from every event of the session on each message, then its
+policies derive a state for every past action several times per prediction, and the
+store re-reads and re-checks the whole session when saving: at turn 100 (about 650
+events) a turn took four times as long as at turn 1 (`make bench`).
+
+The policies look back only a few turns (MemoizationPolicy `max_history`, the rules'
+snippets), the actions read slots, and the SMS channel reads the last menu shown. So the
+tracker handed to Rasa holds what they read and no more:
+
+- the session's `session_started` event and, for each slot set before the window, its
+  latest `SlotSet`: the state a full replay reaches at the window's start;
+- every event from the `action_listen` before the `turns`-th last patient message on.
+
+This is exact only when the events before the window change nothing but slots and the
+"latest" fields the window sets again: patient and bot messages, actions, slots, the
+session start. Any other event there (a restart, a slot reset, a rewind, a form, a
+pause) and the read is Rasa's own whole session. Shorter sessions are read whole too.
+
+Saving stays Rasa's: its SQL store saves "the events after the ones it holds", counted;
+`Unsaved` is the tracker as that count sees it (`stored` events, then the new ones).
+`retrieve_full_tracker` (the HTTP API, exports) is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+import sqlalchemy as sa
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUtteranceReverted,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+if TYPE_CHECKING:
+    from rasa.core.tracker_store import SQLTrackerStore
+    from sqlalchemy.orm import Query, Session
+
+# Event types that may stay out of the window (see the module docstring). Rasa's
+# `user_featurization` event (DefinePrevUserUtteredFeaturization) sets nothing on a tracker.
+HIDEABLE = frozenset(
+    {
+        ActionExecuted.type_name,
+        BotUttered.type_name,
+        SessionStarted.type_name,
+        SlotSet.type_name,
+        UserUttered.type_name,
+        "user_featurization",
+    }
+)
+assert UserUtteranceReverted.type_name not in HIDEABLE  # a rewind replays what came before it
+
+# Set on a tracker read through a window: how many of its events were read, not made this turn.
+ATTRIBUTE = "_omt_window_loaded"
+
+
+def _session_events(store: SQLTrackerStore, session: Session, sender_id: str) -> Query:
+    """Rasa's own query for the events of the conversation's latest session, unordered."""
+    return store._event_query(session, sender_id, fetch_events_from_all_sessions=False).order_by(None)
+
+
+def window_rows(store: SQLTrackerStore, session: Session, sender_id: str, turns: int) -> list[str] | None:
+    """The stored events (JSON, in order) of the windowed tracker; None: read the whole session.
+
+    A few indexed queries; none reads the events before the window except the carried
+    slots, one row per slot.
+    """
+    event = store.SQLEvent
+    events = _session_events(store, session, sender_id)
+    # The `turns`-th last patient message, and the one before it (there must be one to leave out).
+    users = (
+        events.filter(event.type_name == UserUttered.type_name)
+        .with_entities(event.id)
+        .order_by(event.id.desc())
+        .offset(turns - 1)
+        .limit(2)
+        .all()
+    )
+    if len(users) < 2:
+        return None  # at most `turns` messages in this session
+    first_user = users[0][0]
+    start = (
+        events.filter(
+            event.id < first_user,
+            event.type_name == ActionExecuted.type_name,
+            event.action_name == ACTION_LISTEN_NAME,
+        )
+        .with_entities(sa.func.max(event.id))
+        .scalar()
+    )
+    if start is None:
+        return None
+    hidden = events.filter(event.id < start)
+    if hidden.filter(event.type_name.notin_(HIDEABLE)).with_entities(event.id).limit(1).first() is not None:
+        return None  # something before the window changes more than slots: replay it all
+    carried = [
+        latest_id
+        for (latest_id,) in hidden.filter(event.type_name.in_((SlotSet.type_name, SessionStarted.type_name)))
+        .with_entities(sa.func.max(event.id))
+        .group_by(event.type_name, event.action_name)  # a SlotSet's `action_name` column holds the slot's name
+    ]
+    rows = events.filter(sa.or_(event.id >= start, event.id.in_(carried))).order_by(event.id)
+    return [data for (data,) in rows.with_entities(event.data)]
+
+
+def carried_after_session_start(serialised: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events from the session start on: slots set before it are reset by it, as in a replay."""
+    starts = [i for i, e in enumerate(serialised) if e.get("event") == SessionStarted.type_name]
+    return list(serialised[starts[-1] :]) if starts else list(serialised)
+
+
+def windowed_tracker(
+    store: SQLTrackerStore, session: Session, sender_id: str, turns: int
+) -> DialogueStateTracker | None:
+    """The conversation's recent turns with the state before them, marked for `loaded_events`; None: read it whole."""
+    if turns < 1 or not store.domain:
+        return None
+    rows = window_rows(store, session, sender_id, turns)
+    if rows is None:
+        return None
+    serialised = carried_after_session_start([json.loads(data) for data in rows])
+    tracker = DialogueStateTracker.from_dict(sender_id, serialised, store.domain.slots)
+    setattr(tracker, ATTRIBUTE, len(tracker.events))
+    return tracker
+
+
+def loaded_events(tracker: DialogueStateTracker) -> int | None:
+    """How many of the tracker's events came from a windowed read (None: not windowed)."""
+    value = getattr(tracker, ATTRIBUTE, None)
+    return value if isinstance(value, int) else None
+
+
+def mark_saved(tracker: DialogueStateTracker) -> None:
+    """After a save, the tracker's events are all stored: a second save adds only later ones."""
+    setattr(tracker, ATTRIBUTE, len(tracker.events))
+
+
+def stored_count(store: SQLTrackerStore, session: Session, sender_id: str) -> int:
+    """How many events of the latest session are stored: the count Rasa's save skips."""
+    return int(_session_events(store, session, sender_id).count())
+
+
+class _Padded:
+    """`stored` placeholders, then the new events: what Rasa's islice(events, stored, len) walks."""
+
+    def __init__(self, stored: int, new: Sequence[Event]) -> None:
+        self.stored = stored
+        self.new = list(new)
+
+    def __len__(self) -> int:
+        return self.stored + len(self.new)
+
+    def __iter__(self) -> Iterator[Event | None]:
+        yield from (None for _ in range(self.stored))
+        yield from self.new
+
+
+@dataclass
+class Unsaved:
+    """A windowed tracker as Rasa's SQL store saves it: it reads `sender_id` and `events` only.
+
+    Rasa's `SQLTrackerStore.save` (and `stream_events`, with an event broker) skips as many
+    events as the store holds and writes the rest; here the rest is exactly `new`.
+    """
+
+    sender_id: str
+    events: _Padded
+
+    @classmethod
+    def of(cls, sender_id: str, stored: int, new: Sequence[Event]) -> Unsaved:
+        return cls(sender_id, _Padded(stored, new))
