@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
 import rasa.shared.utils.common
 from rasa.core.actions.action import RemoteAction
+from rasa.engine.exceptions import GraphComponentException, GraphRunError
+from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema, SchemaNode
+from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.events import Event
 
 from omt import rasa_speedups
@@ -83,3 +88,76 @@ def test_a_subclass_defined_later_is_found() -> None:
 
     Event.resolve_by_type("user")  # fills the table
     assert Event.resolve_by_type("omt_test_late_event") is LateEvent
+
+
+class Const(GraphComponent):
+    """A node that returns its configured value (the graph's leaves)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    @classmethod
+    def create(cls, config: dict[str, Any], model_storage: Any, resource: Any, execution_context: Any) -> Const:
+        return cls(config.get("value"))
+
+    def provide(self) -> Any:
+        return self.value
+
+
+class Calls(GraphComponent):
+    """A node that records its keyword arguments and call order, and fails on request."""
+
+    log: ClassVar[list[str]] = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def create(cls, config: dict[str, Any], model_storage: Any, resource: Any, execution_context: Any) -> Calls:
+        return cls(config["name"])
+
+    def combine(self, **kwargs: Any) -> Any:
+        Calls.log.append(self.name)
+        if "boom" in kwargs.values():
+            raise ValueError("boom")
+        return {self.name: sorted(kwargs.items())}
+
+
+def _runner(tmp_path: Path) -> DaskGraphRunner:
+    """A diamond with a tail: a, b -> ab; b, ab -> abb; `msg` is an input; `other` is not needed by abb."""
+
+    def calls(name: str, **needs: str) -> SchemaNode:
+        return SchemaNode(needs=needs, uses=Calls, constructor_name="create", fn="combine", config={"name": name})
+
+    schema = GraphSchema(
+        {
+            "a": SchemaNode(needs={}, uses=Const, constructor_name="create", fn="provide", config={"value": 1}),
+            "b": SchemaNode(needs={}, uses=Const, constructor_name="create", fn="provide", config={"value": 2}),
+            "ab": calls("ab", x="a", y="b", m="msg"),
+            "abb": calls("abb", x="b", y="ab"),
+            "other": calls("other", x="a"),
+        }
+    )
+    return DaskGraphRunner(schema, LocalModelStorage(tmp_path), ExecutionContext(schema, "test"))
+
+
+@pytest.mark.parametrize("targets", [None, ["abb"], ["other", "ab"], ["a"]])
+def test_the_graph_runs_as_dask_runs_it(tmp_path: Path, targets: list[str] | None) -> None:
+    runner = _runner(tmp_path)
+    inputs = {"msg": "hello"}
+    Calls.log = []
+    expected, dask_calls = rasa_speedups.RASA_GRAPH_RUN(runner, inputs, targets), sorted(Calls.log)
+    Calls.log = []
+    assert runner.run(inputs, targets) == expected
+    assert sorted(Calls.log) == dask_calls, "the same nodes, each called once"
+    assert runner.run(inputs, targets) == expected, "the cached order gives the same again"
+
+
+def test_graph_errors_are_rasas(tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    for run in (rasa_speedups.RASA_GRAPH_RUN, rasa_speedups.graph_run):
+        with pytest.raises(GraphRunError, match="clashes with a node name"):
+            run(runner, {"msg": "a"}, ["ab"])
+        with pytest.raises(GraphComponentException, match="node ab") as caught:
+            run(runner, {"msg": "boom"}, ["abb"])
+        assert isinstance(caught.value.__cause__, ValueError)
