@@ -61,6 +61,7 @@ from omt import tracker_window
 from omt.faults import TRACKER_STORE, abort_turn
 from omt.provenance import conversation_hash
 from omt.redaction import Rule, get_rules, redact_user_event, redact_value
+from omt.tracker_cache import TrackerCache
 
 if TYPE_CHECKING:
     from rasa.core.agent import Agent
@@ -70,6 +71,9 @@ IN_MEMORY = ("in_memory", "memory", "inmemory")
 # Errors that mean "the store cannot be reached or written", not a bug in our code.
 STORE_ERRORS = (SQLAlchemyError, OSError)
 REPEAT_LOG_SECONDS = 60.0
+APPENDING_SQL = (
+    f"{tracker_window.AppendingSQLTrackerStore.__module__}.{tracker_window.AppendingSQLTrackerStore.__name__}"
+)
 
 
 class TrackerStoreUnavailableError(RuntimeError):
@@ -186,7 +190,8 @@ def _create_wrapped(
     """The wrapped store, made by Rasa's own factory from the rest of the endpoint config."""
     if wraps.endswith("RedactingTrackerStore"):
         raise ValueError("RedactingTrackerStore cannot wrap itself: set `wraps` to SQL or in_memory")
-    store_type = None if wraps.lower() in IN_MEMORY else wraps
+    # SQL: Rasa's SQL store, able to append a turn's events without counting (omt/tracker_window.py).
+    store_type = None if wraps.lower() in IN_MEMORY else APPENDING_SQL if wraps.lower() == "sql" else wraps
     # An empty `url: ${TRACKER_DB_URL}` means "no URL": the dialect/db keys say where the data is.
     store = create_tracker_store(EndpointConfig(url=host or None, type=store_type, **kwargs), domain, event_broker)
     inner = _innermost(store)
@@ -272,12 +277,16 @@ class RedactingTrackerStore(TrackerStore):
         wraps: str | TrackerStore = "SQL",
         rules: Sequence[Rule] | None = None,
         window_turns: int = 0,
+        keep_conversations: int = 0,
         **kwargs: Any,
     ) -> None:
         """Wrap `wraps`: a store, or a Rasa store type made from `host` and `kwargs` (endpoints.yml).
 
         `window_turns` > 0: a SQL store's conversation is read as its last `window_turns`
         patient messages plus the state before them (omt/tracker_window.py); 0: whole.
+        `keep_conversations` > 0: the trackers of that many conversations saved last are
+        kept in memory for their next message, used while the store holds nothing newer
+        (omt/tracker_cache.py).
         Refuses to start over a store it cannot erase from: "forget me" must work, or
         nothing should be stored.
         """
@@ -288,6 +297,7 @@ class RedactingTrackerStore(TrackerStore):
         self._store = store
         self.rules = tuple(get_rules() if rules is None else rules)
         self.window_turns = int(window_turns or 0)
+        self.kept = TrackerCache(int(keep_conversations or 0))
         self.health = StoreHealth()
         super().__init__(store.domain, store.event_broker)
 
@@ -315,23 +325,24 @@ class RedactingTrackerStore(TrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Save a redacted copy; the caller's tracker keeps the raw text.
 
-        A windowed tracker (see `retrieve`) hands the wrapped store only its new events,
-        redacted, counted after the ones stored (`tracker_window.Unsaved`).
+        A tracker read from a SQL store (see `retrieve`) hands the wrapped store only the
+        events added since, redacted, counted after the ones stored
+        (`tracker_window.Unsaved`): a save costs the same at turn 100 as at turn 1.
         """
         loaded = tracker_window.loaded_events(tracker)
+        if loaded is None and not tracker.events and self._appends():
+            # Rasa's new tracker (`create_tracker`, after a read found nothing): nothing to
+            # write; from here on its events are appended like a read tracker's.
+            tracker_window.mark_saved(tracker)
+            return
         try:
             if loaded is None:
                 await self._store.save(redacted_tracker(tracker, self.rules))
-            elif len(tracker.events) > loaded:
+            elif len(tracker.events) > loaded:  # read from an AppendingSQLTrackerStore: append the rest
                 new = [redacted_event(e, self.rules) for e in itertools.islice(tracker.events, loaded, None)]
-                inner = _innermost(self._store)
-                assert isinstance(inner, SQLTrackerStore)  # only its reads are windowed
-                with inner.session_scope() as session:
-                    stored = tracker_window.stored_count(inner, session, tracker.sender_id)
-                await self._store.save(
-                    cast(DialogueStateTracker, tracker_window.Unsaved.of(tracker.sender_id, stored, new))
-                )
+                await self._store.save(cast(DialogueStateTracker, tracker_window.Unsaved(tracker.sender_id, new)))
                 tracker_window.mark_saved(tracker)
+                self._keep(tracker)
         except STORE_ERRORS as exc:
             self._unavailable("write", exc)
         self.health.ok("write")
@@ -339,17 +350,43 @@ class RedactingTrackerStore(TrackerStore):
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         """The latest session; in a SQL store with `window_turns`, its recent turns (omt/tracker_window.py)."""
         try:
-            tracker = self._retrieve_window(sender_id)
+            tracker = self._retrieve_kept(sender_id) or self._retrieve_window(sender_id)
             if tracker is None:
                 tracker = await self._store.retrieve(sender_id)
+                if tracker is not None and self._appends():
+                    tracker_window.mark_saved(tracker)  # all it holds is stored: a save adds only what follows
         except STORE_ERRORS as exc:
             self._unavailable("read", exc)
         self.health.ok("read")
         return tracker
 
+    def _appends(self) -> bool:
+        """The wrapped store can append a turn's events (trackers it reads are marked)."""
+        return isinstance(_innermost(self._store), tracker_window.AppendingSQLTrackerStore)
+
+    def _keep(self, tracker: DialogueStateTracker) -> None:
+        """Keep a tracker just saved (all its events stored) for the conversation's next message."""
+        inner = _innermost(self._store)
+        if self.kept.size < 1 or not isinstance(inner, tracker_window.AppendingSQLTrackerStore):
+            return
+        if self.window_turns and tracker_window.user_messages(tracker) > 2 * self.window_turns:
+            self.kept.forget(tracker.sender_id)  # grown well past the window: read it through the window again
+            return
+        self.kept.keep(tracker, tracker_window.last_event_id(inner, tracker.sender_id))
+
+    def _retrieve_kept(self, sender_id: str) -> DialogueStateTracker | None:
+        """The tracker this process saved last for `sender_id`, if the store holds nothing newer."""
+        kept = self.kept.take(sender_id)
+        inner = _innermost(self._store)
+        if kept is None or not isinstance(inner, tracker_window.AppendingSQLTrackerStore):
+            return None
+        last_id = tracker_window.last_event_id(inner, sender_id)
+        unchanged = tracker_window.loaded_events(kept.tracker) == len(kept.tracker.events)  # nothing added since
+        return kept.tracker if unchanged and last_id == kept.last_id else None
+
     def _retrieve_window(self, sender_id: str) -> DialogueStateTracker | None:
         inner = _innermost(self._store)
-        if self.window_turns < 1 or not isinstance(inner, SQLTrackerStore):
+        if self.window_turns < 1 or not isinstance(inner, tracker_window.AppendingSQLTrackerStore):
             return None
         with inner.session_scope() as session:
             return tracker_window.windowed_tracker(inner, session, sender_id, self.window_turns)
@@ -370,6 +407,7 @@ class RedactingTrackerStore(TrackerStore):
 
     async def delete(self, sender_id: str) -> int:
         """Erase every stored event of `sender_id` (all sessions); the number of events erased."""
+        self.kept.forget(sender_id)
         store = _innermost(self._store)
         if isinstance(store, SQLTrackerStore):
             try:

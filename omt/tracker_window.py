@@ -18,8 +18,11 @@ This is exact only when the events before the window change nothing but slots an
 session start. Any other event there (a restart, a slot reset, a rewind, a form, a
 pause) and the read is Rasa's own whole session. Shorter sessions are read whole too.
 
-Saving stays Rasa's: its SQL store saves "the events after the ones it holds", counted;
-`Unsaved` is the tracker as that count sees it (`stored` events, then the new ones).
+Saving stays Rasa's, except which events it writes: Rasa's SQL store counts the stored
+events and writes the tracker's events after that many, which a windowed tracker cannot
+answer. `AppendingSQLTrackerStore` (Rasa's store with that one step replaced) is handed
+`Unsaved`, the events added since the read. The redacting store saves every tracker it
+read this way, windowed or not, so a save redacts and writes only the turn's events.
 `retrieve_full_tracker` (the HTTP API, exports) is untouched.
 """
 
@@ -27,9 +30,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -43,7 +48,6 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 
 if TYPE_CHECKING:
-    from rasa.core.tracker_store import SQLTrackerStore
     from sqlalchemy.orm import Query, Session
 
 # Event types that may stay out of the window (see the module docstring). Rasa's
@@ -60,7 +64,8 @@ HIDEABLE = frozenset(
 )
 assert UserUtteranceReverted.type_name not in HIDEABLE  # a rewind replays what came before it
 
-# Set on a tracker read through a window: how many of its events were read, not made this turn.
+# Set on a tracker read from the SQL store (whole or through a window): how many of its
+# events were read or saved since, not made after.
 ATTRIBUTE = "_omt_window_loaded"
 
 
@@ -135,7 +140,7 @@ def windowed_tracker(
 
 
 def loaded_events(tracker: DialogueStateTracker) -> int | None:
-    """How many of the tracker's events came from a windowed read (None: not windowed)."""
+    """How many of the tracker's events are stored already (None: not known, the tracker was not read)."""
     value = getattr(tracker, ATTRIBUTE, None)
     return value if isinstance(value, int) else None
 
@@ -145,37 +150,47 @@ def mark_saved(tracker: DialogueStateTracker) -> None:
     setattr(tracker, ATTRIBUTE, len(tracker.events))
 
 
-def stored_count(store: SQLTrackerStore, session: Session, sender_id: str) -> int:
-    """How many events of the latest session are stored: the count Rasa's save skips."""
-    return int(_session_events(store, session, sender_id).count())
+@cache
+def _last_id_statement(table: sa.Table) -> Any:
+    """Built once: an ORM query costs five times the indexed lookup it runs."""
+    return sa.select(sa.func.max(table.c.id)).where(table.c.sender_id == sa.bindparam("sender_id"))
 
 
-class _Padded:
-    """`stored` placeholders, then the new events: what Rasa's islice(events, stored, len) walks."""
+def last_event_id(store: SQLTrackerStore, sender_id: str) -> int | None:
+    """The id of the conversation's last stored event (any session); None when none is stored."""
+    with store.engine.connect() as connection:
+        value = connection.execute(_last_id_statement(store.SQLEvent.__table__), {"sender_id": sender_id}).scalar()
+    return None if value is None else int(value)
 
-    def __init__(self, stored: int, new: Sequence[Event]) -> None:
-        self.stored = stored
-        self.new = list(new)
 
-    def __len__(self) -> int:
-        return self.stored + len(self.new)
-
-    def __iter__(self) -> Iterator[Event | None]:
-        yield from (None for _ in range(self.stored))
-        yield from self.new
+def user_messages(tracker: DialogueStateTracker) -> int:
+    return sum(1 for event in tracker.events if isinstance(event, UserUttered))
 
 
 @dataclass
 class Unsaved:
-    """A windowed tracker as Rasa's SQL store saves it: it reads `sender_id` and `events` only.
-
-    Rasa's `SQLTrackerStore.save` (and `stream_events`, with an event broker) skips as many
-    events as the store holds and writes the rest; here the rest is exactly `new`.
-    """
+    """The events of a tracker that the store does not hold yet: what `AppendingSQLTrackerStore` writes."""
 
     sender_id: str
-    events: _Padded
+    new: list[Event]
 
-    @classmethod
-    def of(cls, sender_id: str, stored: int, new: Sequence[Event]) -> Unsaved:
-        return cls(sender_id, _Padded(stored, new))
+
+class AppendingSQLTrackerStore(SQLTrackerStore):
+    """Rasa's SQL store, which can also be handed only a turn's events (`Unsaved`) to append.
+
+    Rasa's save counts the stored events of the session and writes the tracker's events
+    after that many; a windowed tracker holds fewer events than are stored, and for any
+    tracker read whole the count is known already. Everything else is Rasa's.
+    """
+
+    def _additional_events(self, session: Session, tracker: DialogueStateTracker) -> Iterator[Event]:
+        if isinstance(tracker, Unsaved):
+            return iter(tracker.new)
+        return super()._additional_events(session, tracker)
+
+    async def stream_events(self, tracker: DialogueStateTracker) -> None:
+        """With an event broker: publish what is appended, as Rasa's diff would find it."""
+        if not isinstance(tracker, Unsaved):
+            await super().stream_events(tracker)
+        elif self.event_broker is not None:
+            await self._stream_new_events(self.event_broker, tracker.new, tracker.sender_id)

@@ -11,9 +11,10 @@ import asyncio
 import json
 import sqlite3
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
+from rasa.core.brokers.broker import EventBroker
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -111,19 +112,20 @@ def test_a_long_conversation_is_read_as_its_recent_turns_with_the_whole_state(tm
     assert isinstance(window.events[0], SessionStarted)
 
 
-def test_new_events_are_saved_once_in_order_and_redacted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("turns", [3, 0], ids=["windowed", "whole"])
+def test_new_events_are_saved_once_in_order_and_redacted(tmp_path: Path, turns: int) -> None:
     db = tmp_path / "t.db"
-    store = _store(db)
+    store = _store(db, turns)
     _saved(store, _conversation(12))
     before = _rows(db)
-    window = asyncio.run(store.retrieve("s"))
-    assert window is not None
+    tracker = asyncio.run(store.retrieve("s"))
+    assert tracker is not None
     for event in [UserUttered(f"mail me at {EMAIL}", {"name": "ask"}), ActionExecuted("action_answer")]:
-        window.update(event)
-    asyncio.run(store.save(window))
-    window.update(ActionExecuted("action_listen"))
-    asyncio.run(store.save(window))  # a second save adds only what came after the first
-    asyncio.run(store.save(window))  # nothing new: nothing written
+        tracker.update(event)
+    asyncio.run(store.save(tracker))
+    tracker.update(ActionExecuted("action_listen"))
+    asyncio.run(store.save(tracker))  # a second save adds only what came after the first
+    asyncio.run(store.save(tracker))  # nothing new: nothing written
     after = _rows(db)
     assert after[: len(before)] == before
     assert [(e["event"], e.get("name"), e.get("text")) for e in after[len(before) :]] == [
@@ -131,25 +133,33 @@ def test_new_events_are_saved_once_in_order_and_redacted(tmp_path: Path) -> None
         ("action", "action_answer", None),
         ("action", "action_listen", None),
     ]
-    assert window.latest_message is not None and EMAIL in str(window.latest_message.text), "the live turn keeps it"
+    assert tracker.latest_message is not None and EMAIL in str(tracker.latest_message.text), "the live turn keeps it"
     whole = asyncio.run(store.retrieve_full_tracker("s"))
     assert whole is not None and len(whole.events) == len(after)
 
 
+def _read_whole(tracker: DialogueStateTracker | None, full: DialogueStateTracker) -> bool:
+    """Rasa's own read: the session from its start (all but `action_session_start`), all of it stored."""
+    return (
+        tracker is not None
+        and len(tracker.events) == len(full.events) - 1
+        and tracker_window.loaded_events(tracker) == len(tracker.events)
+    )
+
+
 def test_short_conversations_and_other_stores_are_read_whole(tmp_path: Path) -> None:
     store = _store(tmp_path / "t.db", window=3)
-    _saved(store, _conversation(2))  # 3 patient messages ("hi" + 2): no earlier turn to leave out
-    tracker = asyncio.run(store.retrieve("s"))
-    assert tracker is not None and tracker_window.loaded_events(tracker) is None
+    full = _saved(store, _conversation(2))  # 3 patient messages ("hi" + 2): no earlier turn to leave out
+    assert _read_whole(asyncio.run(store.retrieve("s")), full)
     off = _store(tmp_path / "off.db", window=0)
-    _saved(off, _conversation(20))
-    tracker = asyncio.run(off.retrieve("s"))
-    assert tracker is not None and tracker_window.loaded_events(tracker) is None
+    full = _saved(off, _conversation(20))
+    assert _read_whole(asyncio.run(off.retrieve("s")), full)
     memory = RedactingTrackerStore(wraps="in_memory", window_turns=3, rules=[])
     memory.domain = DOMAIN
     _saved(memory, _conversation(20))
     tracker = asyncio.run(memory.retrieve("s"))
-    assert tracker is not None and tracker_window.loaded_events(tracker) is None
+    assert tracker is not None and len(tracker.events) == len(full.events)
+    assert tracker_window.loaded_events(tracker) is None, "a store that saves whole trackers gets whole trackers"
 
 
 @pytest.mark.parametrize(
@@ -166,9 +176,8 @@ def test_anything_but_slots_before_the_window_means_a_whole_read(
         events += _turn(i)
     full = _saved(store, events)
     tracker = asyncio.run(store.retrieve("s"))
-    assert tracker is not None and tracker_window.loaded_events(tracker) is None
-    assert len(tracker.events) == len(full.events) - 1  # Rasa's read: the session, from its start
-    assert tracker.current_slot_values() == full.current_slot_values()
+    assert _read_whole(tracker, full)
+    assert tracker is not None and tracker.current_slot_values() == full.current_slot_values()
 
 
 def test_only_the_latest_session_is_read(tmp_path: Path) -> None:
@@ -189,7 +198,29 @@ def test_only_the_latest_session_is_read(tmp_path: Path) -> None:
     ]
 
 
-def test_unsaved_is_what_rasas_count_based_save_expects() -> None:
-    new = [ActionExecuted("action_listen")]
-    unsaved = tracker_window.Unsaved.of("s", 4, new)
-    assert len(unsaved.events) == 5 and list(unsaved.events)[4:] == new
+class Published(EventBroker):
+    """An event broker that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+def test_an_event_broker_gets_each_appended_event_once(tmp_path: Path) -> None:
+    broker = Published()
+    store = RedactingTrackerStore(
+        wraps="SQL", dialect="sqlite", db=str(tmp_path / "t.db"), window_turns=3, event_broker=broker, rules=[]
+    )
+    assert isinstance(store.wrapped, tracker_window.AppendingSQLTrackerStore)
+    store.domain = DOMAIN
+    _saved(store, _conversation(10))
+    first = len(broker.events)
+    tracker = asyncio.run(store.retrieve("s"))
+    assert tracker is not None
+    for event in _turn(10):
+        tracker.update(event)
+    asyncio.run(store.save(tracker))
+    assert [e["event"] for e in broker.events[first:]] == ["user", "action", "bot", "action"]
+    assert {e["sender_id"] for e in broker.events} == {"s"}
