@@ -7,7 +7,11 @@ profiler on this project (`make bench` shows the effect end to end):
    every custom-action response. With the jsonschema Rasa 3.6.21 resolves to (4.17),
    `validate` first checks the schema itself against the 2020-12 meta-schema: about
    35 ms of CPU per turn, for a schema that never changes. Here the validator is built
-   and checked once; the errors raised and their messages are Rasa's.
+   and checked once; the errors raised and their messages are Rasa's. Validating a
+   response still took about 1.3 ms (each event is tried against every event type of a
+   `oneOf`), and our action server sends the same few hundred responses again and
+   again: a response found valid is remembered by its JSON text (`VALID_KEPT` of them,
+   in this process's memory like the trackers), and only new ones are validated.
 2. `Event.resolve_by_type` walks every subclass of `Event` (recursively, with
    `inspect.isabstract` on each) for every event it deserialises: the tracker store
    does that for each stored event on each turn, so a turn's cost grew with the length
@@ -25,6 +29,8 @@ does in every process that loads the model (`rasa run`, `rasa shell`, `rasa test
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Any, Dict, List, Tuple, Type
 
@@ -50,10 +56,25 @@ def _validator() -> Any:
     return cls(schema)
 
 
+VALID_KEPT = 2048
+_VALID: OrderedDict[str, None] = OrderedDict()
+
+
 def validate_action_result(self: RemoteAction, result: Dict[str, Any]) -> bool:
-    """Rasa's `_validate_action_result` with the prebuilt validator (same errors)."""
+    """Rasa's `_validate_action_result` with the prebuilt validator (same errors); valid responses remembered."""
+    try:
+        key: str | None = json.dumps(result, sort_keys=True)
+    except (TypeError, ValueError):
+        key = None  # not JSON text: validate it every time
+    if key is not None and key in _VALID:
+        _VALID.move_to_end(key)
+        return True
     error = jsonschema.exceptions.best_match(_validator().iter_errors(result))
     if error is None:
+        if key is not None:
+            _VALID[key] = None
+            while len(_VALID) > VALID_KEPT:
+                _VALID.popitem(last=False)
         return True
     error.message += (
         ". Failed to validate Action server response from API, "

@@ -348,16 +348,42 @@ class RedactingTrackerStore(TrackerStore):
         self.health.ok("write")
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        """The latest session; in a SQL store with `window_turns`, its recent turns (omt/tracker_window.py)."""
+        """The latest session; from a SQL store the tracker kept from the last save, or the recent turns.
+
+        First one indexed lookup of the conversation's last stored event: none (a new
+        patient) needs no other query; the same as the kept tracker's means no read.
+        """
         try:
-            tracker = self._retrieve_kept(sender_id) or self._retrieve_window(sender_id)
-            if tracker is None:
+            if self._appends():
+                tracker = await self._retrieve_appendable(sender_id)
+            else:
                 tracker = await self._store.retrieve(sender_id)
-                if tracker is not None and self._appends():
-                    tracker_window.mark_saved(tracker)  # all it holds is stored: a save adds only what follows
         except STORE_ERRORS as exc:
             self._unavailable("read", exc)
         self.health.ok("read")
+        return tracker
+
+    async def _retrieve_appendable(self, sender_id: str) -> DialogueStateTracker | None:
+        inner = _innermost(self._store)
+        assert isinstance(inner, tracker_window.AppendingSQLTrackerStore)
+        last_id = tracker_window.last_event_id(inner, sender_id)
+        kept = self.kept.take(sender_id)
+        if last_id is None:
+            return None  # nothing stored, as Rasa's read would find
+        if (
+            kept is not None
+            and kept.last_id == last_id
+            and tracker_window.loaded_events(kept.tracker) == len(kept.tracker.events)
+        ):  # nothing stored since it was, nothing added to it since
+            return kept.tracker
+        tracker = None
+        if self.window_turns > 0:
+            with inner.session_scope() as session:
+                tracker = tracker_window.windowed_tracker(inner, session, sender_id, self.window_turns)
+        if tracker is None:
+            tracker = await inner.retrieve(sender_id)  # Rasa's read of the whole session
+            if tracker is not None:
+                tracker_window.mark_saved(tracker)  # all it holds is stored: a save adds only what follows
         return tracker
 
     def _appends(self) -> bool:
@@ -373,23 +399,6 @@ class RedactingTrackerStore(TrackerStore):
             self.kept.forget(tracker.sender_id)  # grown well past the window: read it through the window again
             return
         self.kept.keep(tracker, tracker_window.last_event_id(inner, tracker.sender_id))
-
-    def _retrieve_kept(self, sender_id: str) -> DialogueStateTracker | None:
-        """The tracker this process saved last for `sender_id`, if the store holds nothing newer."""
-        kept = self.kept.take(sender_id)
-        inner = _innermost(self._store)
-        if kept is None or not isinstance(inner, tracker_window.AppendingSQLTrackerStore):
-            return None
-        last_id = tracker_window.last_event_id(inner, sender_id)
-        unchanged = tracker_window.loaded_events(kept.tracker) == len(kept.tracker.events)  # nothing added since
-        return kept.tracker if unchanged and last_id == kept.last_id else None
-
-    def _retrieve_window(self, sender_id: str) -> DialogueStateTracker | None:
-        inner = _innermost(self._store)
-        if self.window_turns < 1 or not isinstance(inner, tracker_window.AppendingSQLTrackerStore):
-            return None
-        with inner.session_scope() as session:
-            return tracker_window.windowed_tracker(inner, session, sender_id, self.window_turns)
 
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
         try:

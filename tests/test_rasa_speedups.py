@@ -59,6 +59,21 @@ def test_invalid_responses_raise_rasas_error(result: dict[str, Any]) -> None:
     assert caught.value.message == expected
 
 
+def test_a_valid_response_is_remembered_and_an_invalid_one_never_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rasa_speedups, "VALID_KEPT", 2)
+    rasa_speedups._VALID.clear()
+    action = RemoteAction("x", None)
+    for result in VALID:
+        assert action._validate_action_result(result) is True
+    assert len(rasa_speedups._VALID) == 2, "bounded"
+    assert action._validate_action_result(VALID[-1]) is True  # from memory
+    for _ in range(2):  # an invalid response raises Rasa's error every time
+        with pytest.raises(jsonschema.ValidationError):
+            action._validate_action_result(INVALID[0])
+    assert len(rasa_speedups._VALID) == 2
+    assert action._validate_action_result({"events": [], "responses": [], "x": {1, 2}}) is True  # not JSON text
+
+
 def test_every_event_type_resolves_to_rasas_class() -> None:
     names = {cls.type_name for cls in rasa.shared.utils.common.all_subclasses(Event)}
     assert {"user", "bot", "action", "slot", "session_started"} <= names
