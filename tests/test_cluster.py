@@ -183,11 +183,12 @@ def _burst(targets: list[str], sender: str, gap: float = 0.015) -> tuple[list[Re
     """
     texts = list(QUESTIONS)
     conns = [connect(targets[i % len(targets)]) for i in range(len(texts))]
-    sent = []
-    for conn, text in zip(conns, texts, strict=True):
+    sent: list[float] = []
+    start = time.monotonic()
+    for i, (conn, text) in enumerate(zip(conns, texts, strict=True)):
+        time.sleep(max(0.0, start + i * gap - time.monotonic()))  # on a schedule: a late wake-up does not add up
         send(conn, sender, text)
         sent.append(time.monotonic())
-        time.sleep(gap)
     return [receive(conn) for conn in conns], sent[-1] - sent[0]
 
 
