@@ -22,8 +22,13 @@ patient gets the apology, nothing is answered from an empty conversation) and th
 says so in one line, without SQL or values (they carry patient text): when the store
 goes away, at most once a minute while it stays away, and when it is back. Outside a
 turn (Rasa's own callers) they raise `TrackerStoreUnavailableError` with the same
-clean message. Nothing is cached: every call tries the store again, so it recovers by
-itself.
+clean message. Every call tries the store again (a kept tracker is used only after the
+store has confirmed it holds nothing newer), so it recovers by itself.
+
+Reads from Rasa's SQL store are made cheap and bounded (omt/tracker_window.py,
+omt/tracker_cache.py): a long conversation comes back as its recent turns, a tracker
+this process saved last comes back without a read, and a save appends only the turn's
+events. The HTTP API's whole-conversation read (`retrieve_full_tracker`) is Rasa's.
 
 Rasa's TrackerStore has no delete. `delete(sender_id)` is ours, for the patient's
 "forget me" (omt/channels/*); `forget_conversation` finds the wrapper inside the
@@ -267,7 +272,7 @@ def _file_identity(path: str) -> tuple[int, int] | None:
 
 
 class RedactingTrackerStore(TrackerStore):
-    """Saves through the wrapped store with identifiers redacted; reads are the wrapped store's."""
+    """Saves through the wrapped store with identifiers redacted; reads the recent turns or the kept tracker."""
 
     def __init__(
         self,

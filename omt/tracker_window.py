@@ -1,4 +1,4 @@
-"""A long conversation read back as its recent turns: a turn costs the same at turn 100 as at turn 1.
+"""A long conversation read back as its recent turns: turn 100 costs about what turn 1 does.
 
 Rasa 3.6 rebuilds the tracker from every event of the session on each message, then its
 policies derive a state for every past action several times per prediction, and the
@@ -20,7 +20,7 @@ pause) and the read is Rasa's own whole session. Shorter sessions are read whole
 
 Saving stays Rasa's, except which events it writes: Rasa's SQL store counts the stored
 events and writes the tracker's events after that many, which a windowed tracker cannot
-answer. `AppendingSQLTrackerStore` (Rasa's store with that one step replaced) is handed
+answer. `AppendingSQLTrackerStore` (Rasa's store with that step, and the event broker's diff, replaced) is handed
 `Unsaved`, the events added since the read. The redacting store saves every tracker it
 read this way, windowed or not, so a save redacts and writes only the turn's events.
 `retrieve_full_tracker` (the HTTP API, exports) is untouched.
