@@ -135,7 +135,7 @@ def windowed_tracker(
         return None
     serialised = carried_after_session_start([json.loads(data) for data in rows])
     tracker = DialogueStateTracker.from_dict(sender_id, serialised, store.domain.slots)
-    setattr(tracker, ATTRIBUTE, len(tracker.events))
+    mark_saved(tracker)  # all it holds is stored
     return tracker
 
 
