@@ -13,7 +13,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, Restarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from omt import replies, routing
+from omt import aspects, replies, routing
 from omt.contract import KNOWLEDGE_IDS
 from omt.knowledge import Knowledge, get_knowledge
 from omt.provenance import log_reply, reply_record
@@ -32,6 +32,15 @@ def _mentioned(knowledge: Knowledge, tracker: Tracker) -> list[str]:
 
 def _ranking(tracker: Tracker, exclude: list[str] | None = None) -> list[str]:
     return routing.ranked_topics(tracker.latest_message.get("intent_ranking") or [], exclude or [])
+
+
+def _routed(answer_id: str, tracker: Tracker) -> str:
+    """`answer_id`, or the not-covered reply for an aspect it does not answer (omt.aspects)."""
+    return aspects.route(answer_id, tracker.latest_message.get("text") or "")
+
+
+def _not_covered(knowledge: Knowledge, tracker: Tracker, answer_id: str = "not_covered") -> Reply:
+    return replies.not_covered_reply(knowledge, [*_mentioned(knowledge, tracker), *_ranking(tracker)], answer_id)
 
 
 class ReplyAction(Action, abc.ABC):
@@ -89,6 +98,8 @@ class ActionAnswer(ReplyAction):
             topic, verbatim = tracker.get_slot("last_topic"), True
         elif intent in KNOWLEDGE_IDS:
             topic = routing.refine_topic(intent, mentioned)
+            if (routed := _routed(topic, tracker)) != topic:
+                return _not_covered(knowledge, tracker, routed)
         if topic is None or topic not in knowledge.entries:
             misses = int(tracker.get_slot("misses") or 0) + 1
             return replies.fallback_reply(knowledge, _ranking(tracker), misses)
@@ -131,7 +142,13 @@ class ActionCapabilities(ActionService):
 
 
 class ActionHandoff(ActionService):
+    """The clinic's contact details; a question about cost gets the cost reply (it has them too)."""
+
     reply_name = "handoff"
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        routed = _routed(self.reply_name, tracker)
+        return super().reply(knowledge, tracker) if routed == self.reply_name else _not_covered(knowledge, tracker, routed)
 
 
 class ActionNotCovered(ActionService):
@@ -140,7 +157,7 @@ class ActionNotCovered(ActionService):
     reply_name = "not_covered"
 
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
-        return replies.not_covered_reply(knowledge, [*_mentioned(knowledge, tracker), *_ranking(tracker)])
+        return _not_covered(knowledge, tracker, _routed(self.reply_name, tracker))
 
 
 class ActionPersonalAdvice(ActionService):
@@ -149,6 +166,8 @@ class ActionPersonalAdvice(ActionService):
     reply_name = "personal_advice"
 
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        if (routed := _routed(self.reply_name, tracker)) != self.reply_name:
+            return _not_covered(knowledge, tracker, routed)
         mentioned = [t for t in _mentioned(knowledge, tracker) if t in replies.CAVEAT_TOPICS]
         return replies.personal_advice_reply(knowledge, mentioned[0] if mentioned else None)
 
@@ -159,6 +178,8 @@ class ActionFallback(ActionService):
     reply_name = "fallback"
 
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        if (routed := _routed(self.reply_name, tracker)) != self.reply_name:
+            return _not_covered(knowledge, tracker, routed)
         misses = int(tracker.get_slot("misses") or 0) + 1
         return replies.fallback_reply(knowledge, _ranking(tracker), misses)
 

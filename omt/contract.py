@@ -43,6 +43,18 @@ SERVICE_IDS: Final = (
 )
 
 SAFETY_IDS: Final = ("emergency",)
+# Finer "the article does not cover that" replies (they count as `not_covered`): cost and
+# insurance, a visit's practical side, risks and side effects, a condition the article
+# does not name, a comparison with other therapies; plain `not_covered` for the rest,
+# off-topic requests included. Chosen by omt/aspects.py, worded in knowledge/service.yml.
+NOT_COVERED_IDS: Final = (
+    "not_covered",
+    "not_covered.cost",
+    "not_covered.visit",
+    "not_covered.risks",
+    "not_covered.condition",
+    "not_covered.compare",
+)
 # The apology when a turn fails on our side (action server or store down; omt/faults.py):
 # not an id of its own, a finer topic of `fallback`, as the contract allows.
 FAILED_TURN_ID: Final = "fallback.error"

@@ -18,13 +18,13 @@ from typing import Any, Mapping
 
 import yaml
 
-from omt.contract import KNOWLEDGE_IDS, SERVICE_IDS
+from omt.contract import KNOWLEDGE_IDS, NOT_COVERED_IDS, SERVICE_IDS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = REPO_ROOT / "knowledge"
 ENTITY_TYPES = ("technique", "condition", "population")
 # Every service answer of the contract, plus the variants some of them use.
-SERVICE_REPLIES = (*SERVICE_IDS, "fallback_handoff", "emergency", "crisis", "error")
+SERVICE_REPLIES = (*SERVICE_IDS, *NOT_COVERED_IDS[1:], "fallback_handoff", "emergency", "crisis", "error")
 _QUOTE_FOLD = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\u00a0": " "})
 
 
@@ -91,6 +91,7 @@ class ServiceReply:
     sms: str
     topics: tuple[str, ...] = ()
     offer_handoff: bool = False
+    offer_nearest: bool = False  # also offer the topics closest to the question as buttons
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ def _service_reply(raw: Any, where: str, problems: list[str]) -> ServiceReply:
         sms=" ".join(str(raw.get("sms") or text).split()),
         topics=topics,
         offer_handoff=bool(raw.get("offer_handoff")),
+        offer_nearest=bool(raw.get("offer_nearest")),
     )
 
 

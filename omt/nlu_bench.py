@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from omt import aspects
 from omt.contract import ALL_IDS, KNOWLEDGE_IDS, parent_id
 from omt.evaluate import load_questions
 from omt.knowledge import Knowledge, get_knowledge
@@ -46,15 +47,21 @@ class Parse:
     entities: list[dict[str, Any]]
 
 
-def answer_for(text: str, parse: Parse, knowledge: Knowledge) -> str:
-    """The answer id the assistant would give for this parse of a first message."""
+def answer_for(text: str, parse: Parse, knowledge: Knowledge, route_aspects: bool = True) -> str:
+    """The answer id the assistant would give for this parse of a first message.
+
+    With `route_aspects`, as the actions do: a question about an aspect the topic does not
+    answer (cost, risks, ...) gets its not-covered reply (omt.aspects).
+    """
     if screen(text) is not None or parse.intent == "emergency":
         return "emergency"
     if parse.intent in FALLBACK_INTENTS or parse.intent in CONTEXT_INTENTS - set(SERVICE_ACTIONS):
-        return "fallback"
-    if parse.intent in KNOWLEDGE_IDS:
-        return refine_topic(parse.intent, mentioned_topics(knowledge, parse.entities))
-    return SERVICE_ACTIONS.get(parse.intent, parse.intent)
+        answer = "fallback"
+    elif parse.intent in KNOWLEDGE_IDS:
+        answer = refine_topic(parse.intent, mentioned_topics(knowledge, parse.entities))
+    else:
+        answer = SERVICE_ACTIONS.get(parse.intent, parse.intent)
+    return aspects.route(answer, text) if route_aspects else answer
 
 
 def with_thresholds(parse: Parse, threshold: float, ambiguity: float) -> Parse:

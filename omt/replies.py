@@ -114,10 +114,17 @@ def service_reply(knowledge: Knowledge, name: str, topics: Iterable[str] = (), a
     return Reply(answer_id=answer_id or name, text=knowledge.fill(spec.text), buttons=tuple(buttons))
 
 
-def not_covered_reply(knowledge: Knowledge, nearest: Sequence[str]) -> Reply:
-    """Say plainly the article does not cover it; offer the closest covered topics."""
-    topics = [t for t in nearest if t in KNOWLEDGE_IDS][:3] or list(knowledge.replies["capabilities"].topics[:3])
-    return service_reply(knowledge, "not_covered", topics=topics)
+def not_covered_reply(knowledge: Knowledge, nearest: Sequence[str], answer_id: str = "not_covered") -> Reply:
+    """Say plainly the article does not cover it (`answer_id`: plain or a finer `not_covered.<sub>`).
+
+    The plain reply offers the covered topics closest to the question; the finer ones
+    offer what their wording names (the clinic, or what the article says OMT can treat).
+    """
+    spec = knowledge.replies[answer_id]
+    topics: list[str] = []
+    if spec.offer_nearest:
+        topics = [t for t in nearest if t in KNOWLEDGE_IDS][:3] or list(knowledge.replies["capabilities"].topics[:3])
+    return service_reply(knowledge, answer_id, topics=topics)
 
 
 def fallback_reply(knowledge: Knowledge, candidates: Sequence[str], misses: int) -> Reply:
