@@ -147,8 +147,9 @@ class ActionHandoff(ActionService):
     reply_name = "handoff"
 
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
-        routed = _routed(self.reply_name, tracker)
-        return super().reply(knowledge, tracker) if routed == self.reply_name else _not_covered(knowledge, tracker, routed)
+        if (routed := _routed(self.reply_name, tracker)) != self.reply_name:
+            return _not_covered(knowledge, tracker, routed)
+        return super().reply(knowledge, tracker)
 
 
 class ActionNotCovered(ActionService):

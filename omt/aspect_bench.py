@@ -46,7 +46,8 @@ class Score:
     def __str__(self) -> str:
         acc = self.right / max(self.asked, 1)
         prec = self.cited_right / max(self.cited, 1)
-        return f"accuracy {acc:.3f} ({self.right}/{self.asked}), cited precision {prec:.3f} ({self.cited_right}/{self.cited})"
+        cited = f"cited precision {prec:.3f} ({self.cited_right}/{self.cited})"
+        return f"accuracy {acc:.3f} ({self.right}/{self.asked}), {cited}"
 
 
 Rows = list[tuple[str, Parse, list[str]]]
@@ -63,7 +64,8 @@ def model_parser(model: Path) -> Callable[[str], Parse]:
         result = loop.run_until_complete(agent.parse_message(text))
         ranking = [(r["name"], float(r["confidence"])) for r in result.get("intent_ranking") or []]
         intent = result.get("intent") or {}
-        return Parse(str(intent.get("name")), float(intent.get("confidence") or 0), ranking, result.get("entities") or [])
+        confidence = float(intent.get("confidence") or 0)
+        return Parse(str(intent.get("name")), confidence, ranking, result.get("entities") or [])
 
     return parse
 

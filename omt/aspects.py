@@ -103,4 +103,3 @@ def get_detector() -> AspectDetector:
 def route(answer_id: str, text: str, detector: AspectDetector | None = None) -> str:
     """`AspectDetector.route` with the process-wide detector."""
     return (detector or get_detector()).route(answer_id, text)
-

@@ -167,3 +167,68 @@ def test_typed_restart_greets_and_restarts(go: Any) -> None:
 def test_typed_back_is_not_silent(go: Any) -> None:
     message, _ = go(actions.ActionBack(), tracker("/back", "back"))
     assert message["custom"]["answer_id"] == "fallback"
+
+
+# Topic and aspect (omt.aspects): a topic's passage never answers an aspect it does not cover.
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "answer_id"),
+    [
+        ("is muscle energy safe for kids?", "muscle_energy", "not_covered.risks"),
+        ("how much does a cranial session cost", "cranial", "not_covered.cost"),
+        ("what should i wear for omt", "what_is_omt", "not_covered.visit"),
+        ("can omt help my sciatica", "what_it_treats", "not_covered.condition"),
+        ("is omt better than a chiropractor", "what_is_omt", "not_covered.compare"),
+        ("can it cure my migraines for good", "migraine", "not_covered"),
+    ],
+)
+def test_topic_question_about_an_uncovered_aspect_is_not_covered(
+    go: Any, text: str, intent: str, answer_id: str
+) -> None:
+    message, events = go(actions.ActionAnswer(), tracker(text, intent))
+    assert message["custom"] == {"answer_id": answer_id, "kind": "service"}
+    assert not [e for e in events if e.get("name") == "last_topic"], "no cited topic to follow up"
+
+
+def test_aspect_the_article_speaks_to_keeps_the_cited_answer(go: Any) -> None:
+    trk = tracker("is omt safe during pregnancy", "pregnancy", [{"entity": "population", "value": "pregnancy"}])
+    message, events = go(actions.ActionAnswer(), trk)
+    assert message["custom"]["answer_id"] == "pregnancy"
+    assert message["custom"]["citation"]["quotes"]
+    assert SlotSet("last_topic", "pregnancy") in events
+
+
+def test_cost_reply_gives_the_clinic_and_a_person(go: Any, knowledge: Knowledge) -> None:
+    message, _ = go(actions.ActionNotCovered(), tracker("does insurance cover it", "not_covered"))
+    assert message["custom"] == {"answer_id": "not_covered.cost", "kind": "service"}
+    assert knowledge.clinic.phone in message["text"]
+    assert {"title": knowledge.buttons["talk_to_person"], "payload": "/handoff"} in message["buttons"]
+
+
+def test_risks_reply_does_not_pivot_to_topics(go: Any) -> None:
+    trk = tracker("what are the side effects", "not_covered", ranking=["what_it_treats", "how_it_feels"])
+    message, _ = go(actions.ActionNotCovered(), trk)
+    assert message["custom"]["answer_id"] == "not_covered.risks"
+    assert [b["payload"] for b in message["buttons"]] == ["/handoff"]
+
+
+def test_off_topic_gets_plain_not_covered_with_topics(go: Any) -> None:
+    message, _ = go(actions.ActionNotCovered(), tracker("tell me a joke", "not_covered", ranking=["what_is_omt"]))
+    assert message["custom"]["answer_id"] == "not_covered"
+    assert message["buttons"][0]["payload"] == "/what_is_omt"
+
+
+@pytest.mark.parametrize(
+    ("action", "text", "answer_id"),
+    [
+        (actions.ActionHandoff(), "how much is an appointment with you", "not_covered.cost"),
+        (actions.ActionHandoff(), "can i book an appointment", "handoff"),
+        (actions.ActionPersonalAdvice(), "will my insurance pay for my omt", "not_covered.cost"),
+        (actions.ActionFallback(), "side effects??", "not_covered.risks"),
+    ],
+)
+def test_service_intents_with_an_aspect(go: Any, action: Any, text: str, answer_id: str) -> None:
+    message, events = go(action, tracker(text, "x"))
+    assert message["custom"]["answer_id"] == answer_id
+    assert SlotSet("misses", 1.0) not in events
