@@ -40,7 +40,15 @@ def _routed(answer_id: str, tracker: Tracker) -> str:
 
 
 def _not_covered(knowledge: Knowledge, tracker: Tracker, answer_id: str = "not_covered") -> Reply:
+    """The not-covered reply `answer_id`, or personal advice where the aspect was the patient's own case."""
+    if answer_id == "personal_advice":
+        return _personal_advice(knowledge, tracker)
     return replies.not_covered_reply(knowledge, [*_mentioned(knowledge, tracker), *_ranking(tracker)], answer_id)
+
+
+def _personal_advice(knowledge: Knowledge, tracker: Tracker) -> Reply:
+    mentioned = [t for t in _mentioned(knowledge, tracker) if t in replies.CAVEAT_TOPICS]
+    return replies.personal_advice_reply(knowledge, mentioned[0] if mentioned else None)
 
 
 class ReplyAction(Action, abc.ABC):
@@ -169,8 +177,7 @@ class ActionPersonalAdvice(ActionService):
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
         if (routed := _routed(self.reply_name, tracker)) != self.reply_name:
             return _not_covered(knowledge, tracker, routed)
-        mentioned = [t for t in _mentioned(knowledge, tracker) if t in replies.CAVEAT_TOPICS]
-        return replies.personal_advice_reply(knowledge, mentioned[0] if mentioned else None)
+        return _personal_advice(knowledge, tracker)
 
 
 class ActionFallback(ActionService):

@@ -23,6 +23,7 @@ from omt.contract import KNOWLEDGE_IDS, NOT_COVERED_IDS, parent_id
 
 ASPECTS_FILE = Path(__file__).resolve().parent.parent / "knowledge" / "aspects.yml"
 KNOWLEDGE = "knowledge"  # in `overrides`: every knowledge topic
+REPLIES = (*NOT_COVERED_IDS, "personal_advice")  # what an aspect may route to
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class AspectDetector:
         self.aspects: dict[str, Aspect] = {}
         for name, raw in (spec.get("aspects") or {}).items():
             reply = str(raw["reply"])
-            if reply not in NOT_COVERED_IDS:
-                raise ValueError(f"aspects.{name}: reply {reply!r} is not a not_covered id of the contract")
+            if reply not in REPLIES:
+                raise ValueError(f"aspects.{name}: reply {reply!r} is not a not_covered id or personal_advice")
             for key in ("answered_by", "overrides"):
                 unknown = [i for i in raw.get(key) or () if i != KNOWLEDGE and parent_id(i) not in _ALL_IDS]
                 if unknown:

@@ -232,3 +232,10 @@ def test_service_intents_with_an_aspect(go: Any, action: Any, text: str, answer_
     message, events = go(action, tracker(text, "x"))
     assert message["custom"]["answer_id"] == answer_id
     assert SlotSet("misses", 1.0) not in events
+
+
+def test_should_i_about_a_topic_is_personal_advice(go: Any) -> None:
+    trk = tracker("should i take my toddler for cranial", "cranial", [{"entity": "population", "value": "who_can_get"}])
+    message, _ = go(actions.ActionAnswer(), trk)
+    assert message["custom"]["answer_id"] == "who_can_get", "personal advice with the population's cited statement"
+    assert message["buttons"][-1]["payload"] == "/handoff"

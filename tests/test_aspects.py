@@ -70,13 +70,26 @@ def test_every_reply_is_a_not_covered_id_with_wording(detector: aspects.AspectDe
 
     replies = get_knowledge().replies
     for aspect in detector.aspects.values():
-        assert aspect.reply in NOT_COVERED_IDS
+        assert aspect.reply in (*NOT_COVERED_IDS, "personal_advice")
         assert aspect.reply in replies
         assert all(a in KNOWLEDGE_IDS for a in aspect.answered_by)
 
 
 def test_a_bad_file_fails_loudly() -> None:
-    with pytest.raises(ValueError, match="not a not_covered id"):
+    with pytest.raises(ValueError, match="not a not_covered id or personal_advice"):
         aspects.AspectDetector({"aspects": {"x": {"reply": "what_is_omt", "phrases": ["x"]}}})
     with pytest.raises(ValueError, match="unknown answer ids"):
         aspects.AspectDetector({"aspects": {"x": {"reply": "not_covered", "answered_by": ["nope"]}}})
+
+
+@pytest.mark.parametrize(
+    ("answer_id", "text", "routed"),
+    [
+        ("low_back_pain", "I have back pain, should I see a DO", "personal_advice"),
+        ("how_it_feels", "what should I expect at my first visit", "how_it_feels"),
+        ("how_it_feels", "will it crack my neck", "how_it_feels"),
+        ("low_back_pain", "will you crack my back", "not_covered"),
+    ],
+)
+def test_own_case_and_cracking(detector: aspects.AspectDetector, answer_id: str, text: str, routed: str) -> None:
+    assert detector.route(answer_id, text) == routed
