@@ -143,7 +143,9 @@ def load_rules(path: Path = REDACTION_FILE) -> tuple[Rule, ...]:
     raw = _read_yaml(path)
     if not isinstance(raw, Mapping) or not isinstance(raw.get("rules"), list) or not raw["rules"]:
         raise KnowledgeError(f"{path}: needs a non-empty `rules` list")
-    words = {str(k): "|".join(str(v).split()) for k, v in (raw.get("words") or {}).items()}
+    words: dict[str, str] = {}
+    for key, value in (raw.get("words") or {}).items():  # a list may use the lists above it
+        words[str(key)] = _expand("|".join(str(value).split()), words, f"{path}: words.{key}")
     rules = tuple(_rule(item, words, f"{path}: rules[{i}]") for i, item in enumerate(raw["rules"]))
     problems = _self_check(raw["rules"], rules, raw.get("keeps") or [])
     if problems:
