@@ -25,7 +25,7 @@ export LOCK_STORE_URL ?=
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
 
-.PHONY: bench-nlu bench-core bench load thresholds screen-report typos
+.PHONY: bench-nlu bench-core bench load thresholds screen-report redaction-report typos
 .PHONY: cluster cluster-stop
 .PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
 
@@ -106,6 +106,9 @@ bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook v
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
 	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(ORDINARY)
+
+redaction-report: $(VENV)/.installed build-nlp ## Names kept out of the store: our cue rules vs Presidio's recognizers (recall, false redactions, µs/message)
+	$(PY) -m omt.redaction_report
 
 typos: $(VENV)/.installed ## Make a typo test set from QUESTIONS (reports/typos.yml); then `make eval QUESTIONS=reports/typos.yml`
 	$(PY) -m omt.typos --questions $(QUESTIONS) --out reports/typos.yml
