@@ -27,7 +27,7 @@ TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules
 
 .PHONY: bench-nlu bench-core bench load thresholds screen-report redaction-report typos
 .PHONY: cluster cluster-stop
-.PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
+.PHONY: system-deps help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ run: $(MODEL) web ## Chat: action server (5055) + Rasa REST/socket.io (5005) + w
 	MODEL=$(MODEL) scripts/run_stack.sh
 
 CLUSTER_PORT ?= 8000
-cluster: $(MODEL) web ## In the background: PostgreSQL, Redis, 2 Rasa replicas + 2 action servers, nginx on CLUSTER_PORT (8000); state in .cluster/
+cluster: system-deps $(MODEL) web ## In the background: PostgreSQL, Redis, 2 Rasa replicas + 2 action servers, nginx on CLUSTER_PORT (8000); state in .cluster/
 	$(PY) -m omt.cluster start --port $(CLUSTER_PORT)
 
 cluster-stop: ## Stop what `make cluster` started (its pid files in .cluster/); the data stays
@@ -85,7 +85,11 @@ unit: $(VENV)/.installed ## Unit tests only (no running stack, no cluster)
 stories: $(MODEL) ## Test stories (happy and unhappy paths)
 	$(RASA) test core --model $(MODEL) --stories tests/ --fail-on-prediction-errors --out results/stories
 
-test: lint validate $(MODEL) web ## Everything CI runs: lint, data validation, unit + stack tests, test stories, dev-set eval
+# First, so a machine without them stops at once with the one command to run (not after training).
+system-deps: ## Chromium, nginx, PostgreSQL, Redis from apt when missing (root); a quick check when present
+	@scripts/install_system_deps.sh
+
+test: system-deps lint validate $(MODEL) web ## Everything CI runs: lint, data validation, unit + stack tests, test stories, dev-set eval
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory stories
 
