@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from omt.knowledge import KNOWLEDGE_DIR, KnowledgeError, _read_yaml
+from omt.lexicon import all_english, writes_in_sentence_case
 
 REDACTION_FILE = KNOWLEDGE_DIR / "redaction.yml"
 _WORD_LIST = re.compile(r"\{\{(\w+)\}\}")
@@ -25,11 +26,17 @@ ID_GROUP = "id"  # a pattern's group of this name is all that gets replaced
 
 @dataclass(frozen=True)
 class Rule:
-    """One kind of identifier: what finds it, and the label that replaces it."""
+    """One kind of identifier: what finds it, and the label that replaces it.
+
+    `unless_ordinary_words`: a match whose `id` is all English words ("I'm Retired") is
+    kept unless the rest of the message is written in sentence case ("can my son Tom
+    get OMT"): see omt/lexicon.py.
+    """
 
     name: str
     label: str
     pattern: re.Pattern[str]
+    unless_ordinary_words: bool = False
 
     def apply(self, text: str) -> str:
         """`text` with every match replaced by the label (only the `id` group, if any)."""
@@ -40,6 +47,12 @@ class Rule:
             return self.label
         start, end = match.span(ID_GROUP)
         whole, offset = match.group(0), match.start()
+        if (
+            self.unless_ordinary_words
+            and all_english(match.group(ID_GROUP))
+            and not writes_in_sentence_case(match.string, match.span())
+        ):
+            return whole
         return whole[: start - offset] + self.label + whole[end - offset :]
 
 
@@ -121,7 +134,12 @@ def _rule(raw: Any, words: Mapping[str, str], where: str) -> Rule:
         pattern = re.compile(_expand(" ".join(str(raw["pattern"]).split()), words, where), re.IGNORECASE)
     except re.error as exc:
         raise KnowledgeError(f"{where} ({raw['name']}): bad pattern: {exc}") from exc
-    return Rule(name=str(raw["name"]), label=str(raw["label"]), pattern=pattern)
+    return Rule(
+        name=str(raw["name"]),
+        label=str(raw["label"]),
+        pattern=pattern,
+        unless_ordinary_words=bool(raw.get("unless_ordinary_words")),
+    )
 
 
 def _self_check(raw_rules: Sequence[Any], rules: Sequence[Rule], keeps: Sequence[Any]) -> list[str]:

@@ -50,7 +50,9 @@ class NamePhrasing:
     names: tuple[str, ...]
 
     def kept(self, redacted: str) -> list[str]:
-        """The names still in `redacted` (as whole words)."""
+        """The names still in `redacted` (as whole words); all of them when a label cut a word in two."""
+        if re.search(rf"\w{re.escape(NAME_LABEL)}|{re.escape(NAME_LABEL)}\w", redacted):
+            return list(self.names)  # "[name]śniewski": part of a name left
         return [n for n in self.names if re.search(rf"(?<!\w){re.escape(n)}(?!\w)", redacted)]
 
 

@@ -555,3 +555,47 @@ def test_no_canary_in_logs_or_store_after_every_channel(production_stack: Stack)
     assert [s for s in LOGGED_NEVER if s in logs] == [], "patient text in the stack's logs"
     assert [s for s in LOGGED_NEVER if s in provenance] == [], "patient text in the provenance log"
     assert [s for s in STORED_NEVER if s in _events_dump(stack)] == [], "identifiers in the tracker store"
+
+
+# ---- names: ordinary words and capitalisation (omt/lexicon.py) ----------------------
+
+
+def test_english_words_tell_ordinary_words_from_names() -> None:
+    from omt.lexicon import all_english
+
+    assert all_english("Retired") and all_english("Pretty Sure") and all_english("Amazing")
+    assert not all_english("Keisha") and not all_english("Jane Doe"), "one unknown word: a name"
+    assert not all_english("")
+
+
+@pytest.mark.parametrize(
+    ("text", "sentence_case"),
+    [
+        ("can my son Tom get OMT", True),
+        ("This Is Ridiculous", False),
+        ("I'm Retired", False),  # nothing to judge by
+        ("My Son Needs Help With His Back", False),
+        ("Hi. I'm Tom, does OMT hurt? It might.", True),
+    ],
+)
+def test_the_message_capitalisation_decides_for_names_that_are_words(text: str, sentence_case: bool) -> None:
+    from omt.lexicon import writes_in_sentence_case
+
+    match = re.search(r"(?:my son|I'm|This Is) \w+", text, re.IGNORECASE)
+    assert match is not None
+    assert writes_in_sentence_case(text, match.span()) is sentence_case
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("can my son Tom get OMT", "can my son [name] get OMT"),
+        ("I'm Grace and my back hurts", "I'm [name] and my back hurts"),
+        ("I'm Retired", "I'm Retired"),
+        ("I'm Grace", "I'm Grace"),  # an English word with nothing to judge by: kept
+        ("My Son Will Try OMT", "My Son Will Try OMT"),
+        ("Good morning, I'm Bartosz Wiśniewski", "Good morning, I'm [name]"),
+    ],
+)
+def test_a_capitalised_english_word_is_a_name_only_in_a_sentence_case_message(text: str, expected: str) -> None:
+    assert redact(text) == expected
