@@ -138,7 +138,7 @@ def gap_problems(nlp: Language, text: str, article: str, opening: str, allowed: 
     its words need only be the article's, or reviewed `allowed` ones (first, second).
     """
     problems = [] if fold(text).startswith(fold(opening)) else [f"does not open with {opening!r}"]
-    known = {w.lemma for w in qualified_words(nlp, article)} | {w.lower for w in qualified_words(nlp, article)}
+    known = {form for w in qualified_words(nlp, article) for form in (w.lemma, w.lower)}
     allowed = frozenset(w.casefold() for w in allowed)
     for word in qualified_words(nlp, text):
         if word.lemma not in known and word.lower not in known and word.lower not in allowed:
