@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 from omt.contract import KNOWLEDGE_IDS, parent_id
 from omt.evaluate import load_questions
 from omt.knowledge import get_knowledge
-from omt.nlu_bench import Parse, answer_for, rasa_parser, training_examples
+from omt.nlu_bench import Parse, answer_for, rasa_parser, training_examples, with_thresholds
 from omt.thresholds import folds, write_nlu
 
 
@@ -110,6 +110,20 @@ def report(name: str, rows: Rows, show_changes: bool) -> None:
         print("\n".join(changes))
 
 
+def threshold_table(name: str, rows: Rows, thresholds: Sequence[float], ambiguities: Sequence[float]) -> None:
+    """Accuracy and cited precision (with routing) per FallbackClassifier operating point."""
+    knowledge = get_knowledge()
+    print(f"{name}: operating points (threshold, ambiguity): accuracy, cited precision, fallbacks")
+    for threshold in thresholds:
+        for ambiguity in ambiguities:
+            score, fallbacks = Score(), 0
+            for text, parse, allowed in rows:
+                got = answer_for(text, with_thresholds(parse, threshold, ambiguity), knowledge)
+                score.add(got, allowed)
+                fallbacks += got == "fallback"
+            print(f"  {threshold:.2f} {ambiguity:.2f}: {score}, fallbacks {fallbacks}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--questions", type=Path, nargs="+", required=True)
@@ -117,10 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=Path("config.yml"))
     ap.add_argument("--folds", type=int, default=0, help="k-fold CV of data/ too (k trainings)")
     ap.add_argument("--changes", action="store_true", help="list the messages whose answer routing changed")
+    ap.add_argument("--sweep", action="store_true", help="also accuracy / cited precision per fallback threshold")
     args = ap.parse_args(argv)
     parse = model_parser(args.model)
     for path in args.questions:
-        report(str(path), question_rows(parse, path), args.changes)
+        rows = question_rows(parse, path)
+        report(str(path), rows, args.changes)
+        if args.sweep:
+            threshold_table(str(path), rows, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], [0.0, 0.05, 0.1, 0.2])
     if args.folds:
         with tempfile.TemporaryDirectory() as tmp:
             report(f"{args.folds}-fold CV of data/", cv_rows(args.config, args.folds, Path(tmp)), args.changes)
