@@ -93,3 +93,17 @@ def test_a_bad_file_fails_loudly() -> None:
 )
 def test_own_case_and_cracking(detector: aspects.AspectDetector, answer_id: str, text: str, routed: str) -> None:
     assert detector.route(answer_id, text) == routed
+
+
+@pytest.mark.parametrize(
+    ("answer_id", "text", "routed"),
+    [
+        ("not_covered", "Do I have a trapped nerve?", "personal_advice"),
+        ("not_covered", "where should i go on holiday", "not_covered"),
+        ("not_covered", "do i have to undress", "not_covered.visit"),
+    ],
+)
+def test_self_diagnosis_is_personal_even_when_not_covered(
+    detector: aspects.AspectDetector, answer_id: str, text: str, routed: str
+) -> None:
+    assert detector.route(answer_id, text) == routed
