@@ -109,7 +109,7 @@ bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook v
 	$(PY) -m omt.bench $(BENCH_ARGS)
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
-	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(ORDINARY)
+	$(PY) -m omt.screen_report --ordinary $(wildcard data/nlu*.yml) tests/fixtures/ordinary_questions.txt $(ORDINARY)
 
 redaction-report: $(VENV)/.installed build-nlp ## Names kept out of the store: our cue rules vs Presidio's recognizers (recall, false redactions, µs/message)
 	$(PY) -m omt.redaction_report
