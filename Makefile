@@ -105,7 +105,7 @@ bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook v
 	$(PY) -m omt.bench $(BENCH_ARGS)
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
-	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(ORDINARY)
+	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval))
 
 typos: $(VENV)/.installed ## Make a typo test set from QUESTIONS (reports/typos.yml); then `make eval QUESTIONS=reports/typos.yml`
 	$(PY) -m omt.typos --questions $(QUESTIONS) --out reports/typos.yml
