@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -69,20 +69,23 @@ def caught(flag: RedFlag | None, reply: str) -> bool:
     return flag is not None and flag.reply == reply
 
 
-def recall_report(phrasings: dict[str, list[str]], after: dict[str, list[str]]) -> None:
+Screen = Callable[[str], RedFlag | None]
+
+
+def recall_report(phrasings: dict[str, list[str]], after: dict[str, list[str]], fn: Screen = screen) -> None:
     """Recall per category, and the after-treatment counts of each post-treatment category."""
     post = {c.id for c in default_lexicon().categories if c.post_treatment}
     total = hits = 0
     for cat in phrasings:
         cases = [(t, False) for t in phrasings[cat]] + [(t, True) for t in after.get(cat, [])]
-        n = sum(caught(screen(t), expected_reply(cat, a)) for t, a in cases)
+        n = sum(caught(fn(t), expected_reply(cat, a)) for t, a in cases)
         total, hits = total + len(cases), hits + n
         extra = f"; {len(after.get(cat, []))} after treatment" if cat in post or cat in after else ""
         print(f"  {cat:<22} {n}/{len(cases)} = {n / max(len(cases), 1):.1%}{extra}")
     print(f"recall on {total} fixture phrasings ({len(phrasings)} categories): {hits}/{total} = {hits / total:.2%}")
 
 
-def blind_report(blind: dict[str, Any]) -> None:
+def blind_report(blind: dict[str, Any], fn: Screen = screen) -> None:
     """Recall on the blind set, per group; and its ordinary questions' false alarms."""
     total = hits = 0
     for group, body in blind.items():
@@ -91,7 +94,7 @@ def blind_report(blind: dict[str, Any]) -> None:
         n = size = 0
         for kind, texts in body.items():
             for text in texts:
-                flag = screen(text)
+                flag = fn(text)
                 if group == "crisis":
                     ok = caught(flag, "crisis")
                 else:
@@ -101,17 +104,17 @@ def blind_report(blind: dict[str, Any]) -> None:
         print(f"  {group:<22} {n}/{size}")
     print(f"blind recall (never tuned against): {hits}/{total} = {hits / total:.2%}")
     ordinary = blind.get("ordinary", [])
-    alarms = sum(screen(t) is not None for t in ordinary)
+    alarms = sum(fn(t) is not None for t in ordinary)
     print(f"blind ordinary questions: {alarms}/{len(ordinary)} false alarms")
 
 
-def timing(text: str, runs: int) -> float:
+def timing(text: str, runs: int, fn: Screen = screen) -> float:
     """Median milliseconds to screen `text` (after one warm-up call)."""
-    screen(text)
+    fn(text)
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        screen(text)
+        fn(text)
         samples.append(time.perf_counter() - start)
     return statistics.median(samples) * 1000
 
@@ -124,12 +127,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--phrasings", type=Path, default=FIXTURES / "red_flag_phrasings.yml")
     parser.add_argument("--after", type=Path, default=FIXTURES / "red_flags_after_treatment.yml")
     parser.add_argument("--blind", type=Path, default=FIXTURES / "red_flags_blind.yml")
+    parser.add_argument(
+        "--medspacy", action="store_true", help="also measure medspaCy's ConText as the context judge (slow)"
+    )
     args = parser.parse_args(argv)
     default_lexicon()
+    report(args, screen, "our context rules")
+    if args.medspacy:
+        from omt.screen_medspacy import screen_medspacy
+
+        report(args, screen_medspacy, "medspaCy ConText (default rules + our history/hypothetical phrases)")
+    return 0
+
+
+def report(args: argparse.Namespace, fn: Screen, title: str) -> None:
+    """Every figure for one screening function."""
+    print(f"=== {title}")
     total_alarms = total = 0
     for path in expand(args.ordinary):
         messages = ordinary_messages(path)
-        alarms = [m for m in messages if screen(m) is not None]
+        alarms = [m for m in messages if fn(m) is not None]
         total += len(messages)
         total_alarms += len(alarms)
         print(f"false alarms on {path}: {len(alarms)}/{len(messages)} = {len(alarms) / max(len(messages), 1):.2%}")
@@ -140,16 +157,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     recall_report(
         yaml.safe_load(args.phrasings.read_text(encoding="utf-8")),
         yaml.safe_load(args.after.read_text(encoding="utf-8")),
+        fn,
     )
     print("blind set (written from the category list only, before the lexicon was read):")
-    blind_report(yaml.safe_load(args.blind.read_text(encoding="utf-8")))
+    blind_report(yaml.safe_load(args.blind.read_text(encoding="utf-8")), fn)
     typical = "Hi, I was wondering whether OMT could help my lower back pain after gardening, thanks!"
     unit = "my chest is not hurting but does omt help, pain in my back and neck aaaa bbbb. "
     print(
-        f"speed: {timing(typical, 200):.3f} ms for {len(typical)} chars; "
-        f"{timing(unit * 125, 5):.1f} ms for 10k chars; {timing(unit * 500, 5):.1f} ms for 40k chars"
+        f"speed: {timing(typical, 200, fn):.3f} ms for {len(typical)} chars; "
+        f"{timing(unit * 125, 5, fn):.1f} ms for 10k chars; {timing(unit * 500, 5, fn):.1f} ms for 40k chars"
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ ordinary questions that must (almost) never fire in fixtures/ordinary_questions.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omt.contract import parent_id
+from omt.evaluate import contract_faults, post
+from omt.knowledge import Knowledge
 from omt.safety import Lexicon, LexiconError, RedFlag, default_lexicon, load_lexicon, normalise, screen
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -525,3 +530,28 @@ def test_blind_set_recall_does_not_regress(lexicon: Lexicon) -> None:
     caught = sum(blind_hit(g, k, screen(t, lexicon)) for g, k, t in cases)
     assert caught / len(cases) >= BLIND_RECALL_FLOOR, f"blind recall {caught}/{len(cases)}"
     assert sum(screen(t, lexicon) is not None for t in ordinary) <= BLIND_ORDINARY_MAX_ALARMS
+
+
+# --------------------------------------------------------------------------- over REST
+
+
+@pytest.mark.stack
+def test_every_fixture_phrasing_gets_the_safety_reply_first_and_alone_over_rest(
+    rest_url: str, knowledge: Knowledge
+) -> None:
+    """The policy screens the raw text at run time: every phrasing, in a new conversation."""
+    texts = [t for _, t in CASES + AFTER_CASES]
+
+    def turn(text: str) -> tuple[str, list[dict[str, Any]]]:
+        return text, post(rest_url, f"test-safety-{uuid.uuid4().hex}", text, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(turn, texts))
+    wrong = []
+    for text, messages in results:
+        answer_id, faults = contract_faults(messages, knowledge)
+        customs = [m["custom"] for m in messages if isinstance(m.get("custom"), dict)]
+        alone = len(messages) == 2 and messages[0].get("text") and "custom" in messages[1]
+        if parent_id(answer_id) != "emergency" or faults or customs[0].get("kind") != "safety" or not alone:
+            wrong.append((text, answer_id, faults, len(messages)))
+    assert not wrong, f"{len(wrong)}/{len(results)} phrasings without the safety reply alone: {wrong[:10]}"
