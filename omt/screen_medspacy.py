@@ -59,7 +59,8 @@ def judge(scan: Any, pattern: Any, positions: Sequence[int]) -> bool:
 
     nlp = pipeline()
     lo, hi = scan.sentence_bounds(positions[0])
-    doc = Doc(nlp.vocab, words=list(scan.doc.tokens[lo:hi]))
+    words = list(scan.doc.tokens[lo:hi])
+    doc = Doc(nlp.vocab, words=words, sent_starts=[i == 0 for i in range(len(words))])  # one sentence
     doc.ents = [Span(doc, positions[0] - lo, positions[-1] + 1 - lo, label=LABEL)]
     doc = nlp.get_pipe("medspacy_context")(doc)
     ent = doc.ents[0]
