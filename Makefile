@@ -22,7 +22,7 @@ export TRACKER_DB ?= .data/tracker.db
 export TRACKER_DB_URL ?=
 export LOCK_STORE_URL ?=
 
-TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
+TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/nlu_past_events.yml data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
 
 .PHONY: bench-nlu bench-core bench load thresholds screen-report typos
@@ -105,7 +105,7 @@ bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook v
 	$(PY) -m omt.bench $(BENCH_ARGS)
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
-	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval))
+	$(PY) -m omt.screen_report --ordinary data/nlu.yml data/nlu_past_events.yml tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval))
 
 typos: $(VENV)/.installed ## Make a typo test set from QUESTIONS (reports/typos.yml); then `make eval QUESTIONS=reports/typos.yml`
 	$(PY) -m omt.typos --questions $(QUESTIONS) --out reports/typos.yml
