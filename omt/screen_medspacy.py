@@ -42,10 +42,12 @@ def pipeline() -> Any:
     logger.disable("PyRuSH")
     logger.disable("medspacy")
     import spacy
-    from medspacy.context import ConText, ConTextRule  # noqa: F401 (registers the factory)
+    from medspacy.context import ConText, ConTextRule
+
+    assert ConText  # importing it registers the "medspacy_context" factory
 
     nlp = spacy.blank("en")
-    context = nlp.add_pipe("medspacy_context", config={"rules": "default"})
+    context: Any = nlp.add_pipe("medspacy_context", config={"rules": "default"})
     ctx = default_lexicon().context
     rules = [ConTextRule(p, "HISTORICAL", direction="BIDIRECTIONAL") for p in _phrases(ctx.history)]
     rules += [ConTextRule(p, "HYPOTHETICAL", direction="BIDIRECTIONAL") for p in _phrases(ctx.hypothetical)]
@@ -61,7 +63,7 @@ def judge(scan: Any, pattern: Any, positions: Sequence[int]) -> bool:
     lo, hi = scan.sentence_bounds(positions[0])
     words = list(scan.doc.tokens[lo:hi])
     doc = Doc(nlp.vocab, words=words, sent_starts=[i == 0 for i in range(len(words))])  # one sentence
-    doc.ents = [Span(doc, positions[0] - lo, positions[-1] + 1 - lo, label=LABEL)]
+    doc.ents = (Span(doc, positions[0] - lo, positions[-1] + 1 - lo, label=LABEL),)
     doc = nlp.get_pipe("medspacy_context")(doc)
     ent = doc.ents[0]
     if ent._.is_negated:
