@@ -104,8 +104,8 @@ bench-core: $(MODEL) ## Single-user figures: train from scratch, start-up, memor
 bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook vs /model/parse, 1/8/32 users, turn 1 vs 100, cluster, `rasa init` bot (reports/bench.json, .png; BENCH_ARGS=--quick)
 	$(PY) -m omt.bench $(BENCH_ARGS)
 
-screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
-	$(PY) -m omt.screen_report --ordinary data/nlu.yml data/nlu_past_events.yml tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval))
+screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files or dirs; default ../shared/eval), recall per category, blind set, speed; SCREEN_ARGS=--medspacy adds ConText
+	$(PY) -m omt.screen_report --ordinary data/nlu.yml data/nlu_past_events.yml tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval)) $(SCREEN_ARGS)
 
 typos: $(VENV)/.installed ## Make a typo test set from QUESTIONS (reports/typos.yml); then `make eval QUESTIONS=reports/typos.yml`
 	$(PY) -m omt.typos --questions $(QUESTIONS) --out reports/typos.yml

@@ -134,8 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_lexicon()
     report(args, screen, "our context rules")
     if args.medspacy:
-        from omt.screen_medspacy import screen_medspacy
+        try:
+            from omt.screen_medspacy import pipeline, screen_medspacy
 
+            pipeline()
+        except ImportError as exc:
+            print(f"--medspacy needs medspaCy ({exc}): pip install medspacy==1.3.1 -c constraints.txt")
+            return 2
         report(args, screen_medspacy, "medspaCy ConText (default rules + our history/hypothetical phrases)")
     return 0
 
