@@ -53,7 +53,7 @@ def answer_for(text: str, parse: Parse, knowledge: Knowledge, route_aspects: boo
     With `route_aspects`, as the actions do: a question about an aspect the topic does not
     answer (cost, risks, ...) gets its not-covered reply (omt.aspects).
     """
-    if screen(text) is not None or parse.intent == "emergency":
+    if screen(text) is not None or parse.intent in ("emergency", "crisis"):
         return "emergency"
     if parse.intent in FALLBACK_INTENTS or parse.intent in CONTEXT_INTENTS - set(SERVICE_ACTIONS):
         answer = "fallback"
