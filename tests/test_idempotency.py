@@ -128,7 +128,7 @@ async def send(agent: Agent, text: str, message_id: str | None, clock: Any = tim
     """One delivery; the messages the channel got."""
     collector = CollectingOutputChannel()
     message = UserMessage(text, collector, "patient", input_channel="rest")
-    await answer(agent.handle_message, message, message_id, agent, clock)  # type: ignore[arg-type]
+    await answer(agent.handle_message, message, message_id, agent, clock)
     return collector.messages
 
 
@@ -293,7 +293,7 @@ def test_socketio_resent_message_is_one_stored_message_and_the_same_reply(stack:
                 time.sleep(0.05)
         finally:
             client.disconnect()
-        received.append(events)
+        received.append(list(events))  # a copy: a client still leaving could see the next delivery's replies
     first, again = received
     assert contract_faults(first, knowledge) == ("how_it_feels", [])
     assert all(e["message_id"] == message_id for e in first), "each reply names the message it answers"
