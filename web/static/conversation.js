@@ -119,7 +119,10 @@ export class Conversation extends EventTarget {
     });
     socket.on("bot_uttered", (message) => {
       if (socket !== this.socket) return;
-      if (!this.isNew(message)) return;
+      if (!this.isNew(message)) {
+        if (!this.state.pending.length) this.setWaiting(false); // a resend's replies, all shown before
+        return;
+      }
       const entry = botEntry(message);
       if (!entry.text && !entry.buttons.length) return;
       this.setWaiting(false);
