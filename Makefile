@@ -108,8 +108,8 @@ bench-core: $(MODEL) ## Single-user figures: train from scratch, start-up, memor
 bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook vs /model/parse, 1/8/32 users, turn 1 vs 100, cluster, `rasa init` bot (reports/bench.json, .png; BENCH_ARGS=--quick)
 	$(PY) -m omt.bench $(BENCH_ARGS)
 
-screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
-	$(PY) -m omt.screen_report --ordinary $(wildcard data/nlu*.yml) tests/fixtures/ordinary_questions.txt $(ORDINARY)
+screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files or dirs; default ../shared/eval), recall per category, blind set, speed; SCREEN_ARGS=--medspacy adds ConText
+	$(PY) -m omt.screen_report --ordinary $(wildcard data/nlu*.yml) tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval)) $(SCREEN_ARGS)
 
 redaction-report: $(VENV)/.installed build-nlp ## Names kept out of the store: our cue rules vs Presidio's recognizers (recall, false redactions, µs/message)
 	$(PY) -m omt.redaction_report

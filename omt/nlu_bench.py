@@ -48,7 +48,7 @@ class Parse:
 
 def answer_for(text: str, parse: Parse, knowledge: Knowledge) -> str:
     """The answer id the assistant would give for this parse of a first message."""
-    if screen(text) is not None or parse.intent == "emergency":
+    if screen(text) is not None or parse.intent in ("emergency", "crisis"):
         return "emergency"
     if parse.intent in FALLBACK_INTENTS or parse.intent in CONTEXT_INTENTS - set(SERVICE_ACTIONS):
         return "fallback"
