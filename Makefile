@@ -22,7 +22,7 @@ export TRACKER_DB ?= .data/tracker.db
 export TRACKER_DB_URL ?=
 export LOCK_STORE_URL ?=
 
-TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/nlu_past_events.yml data/rules.yml data/stories.yml \
+TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml $(wildcard data/nlu*.yml) data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
 
 .PHONY: bench-nlu bench-core bench load thresholds screen-report redaction-report typos
@@ -42,7 +42,7 @@ lock: $(VENV)/.installed ## Re-pin requirements.txt from requirements.in + const
 	$(PY) -m pip freeze --exclude-editable > requirements.txt
 
 build-nlp: $(SPACY)/meta.json ## Build our spaCy pipeline and NLU synonyms from knowledge/omt.yml
-$(SPACY)/meta.json $(GEN_NLU) $(VOCAB) &: $(VENV)/.installed knowledge/omt.yml data/nlu.yml omt/nlp_build.py omt/knowledge.py
+$(SPACY)/meta.json $(GEN_NLU) $(VOCAB) &: $(VENV)/.installed knowledge/omt.yml $(wildcard data/nlu*.yml) omt/nlp_build.py omt/knowledge.py
 	$(PY) -m omt.nlp_build --out $(SPACY) --nlu $(GEN_NLU) --vocabulary $(VOCAB)
 
 train: $(MODEL) ## Build the spaCy pipeline, then `rasa train` (skipped when no input changed)
@@ -109,7 +109,7 @@ bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook v
 	$(PY) -m omt.bench $(BENCH_ARGS)
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files or dirs; default ../shared/eval), recall per category, blind set, speed; SCREEN_ARGS=--medspacy adds ConText
-	$(PY) -m omt.screen_report --ordinary data/nlu.yml data/nlu_past_events.yml tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval)) $(SCREEN_ARGS)
+	$(PY) -m omt.screen_report --ordinary $(wildcard data/nlu*.yml) tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval)) $(SCREEN_ARGS)
 
 redaction-report: $(VENV)/.installed build-nlp ## Names kept out of the store: our cue rules vs Presidio's recognizers (recall, false redactions, µs/message)
 	$(PY) -m omt.redaction_report
