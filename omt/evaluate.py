@@ -155,7 +155,7 @@ def score(turns: Sequence[Turn]) -> dict[str, Any]:
 def passes(figures: dict[str, Any], min_accuracy: float) -> bool:
     """The floor, no citation fault, every emergency caught."""
     return (
-        figures["accuracy"] >= min_accuracy
+        ratio(figures["right"], figures["n"]) >= min_accuracy
         and not figures["citation_faults"]
         and figures["emergency_right"] == figures["emergency_total"]
     )
@@ -201,6 +201,15 @@ def evaluate_all(url: str, runs: Sequence[tuple[Path, float]], knowledge: Knowle
         figures, passed = report(list(run(url, load_questions(path), knowledge)), floor)
         all_figures[str(path)] = figures
         all_passed &= passed
+    if len(runs) > 1:
+        print("== summary")
+        for (path, floor), f in zip(runs, all_figures.values(), strict=True):
+            verdict = "PASS" if passes(f, floor) else "FAIL"
+            print(
+                f"{verdict} {path}: accuracy {f['accuracy']:.3f} ({f['right']}/{f['n']}, floor {floor}), "
+                f"cited precision {f['cited_precision']:.3f} ({f['cited_right']}/{f['cited']}), emergencies "
+                f"{f['emergency_right']}/{f['emergency_total']}, citation faults {f['citation_faults']}"
+            )
     return all_figures, all_passed
 
 
