@@ -14,7 +14,7 @@ from rasa_sdk.events import EventType, Restarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from omt import replies, routing
-from omt.contract import KNOWLEDGE_IDS
+from omt.contract import KNOWLEDGE_IDS, is_safety
 from omt.knowledge import Knowledge, get_knowledge
 from omt.provenance import log_reply, reply_record
 from omt.replies import Reply
@@ -45,7 +45,7 @@ class ReplyAction(Action, abc.ABC):
         knowledge = get_knowledge()
         reply = self.reply(knowledge, tracker)
         events: List[EventType] = []
-        if reply.answer_id != "emergency" and not tracker.get_slot("notice_given"):
+        if not is_safety(reply.answer_id) and not tracker.get_slot("notice_given"):
             reply = replies.with_notice(knowledge, reply)
             events.append(SlotSet("notice_given", True))
         dispatcher.utter_message(
@@ -164,13 +164,19 @@ class ActionFallback(ActionService):
 
 
 class ActionEmergency(ActionService):
-    """Call 911 (988 for suicidal thoughts): first, alone, on every channel."""
+    """Call 911 (988 for suicidal thoughts): first, alone, on every channel.
+
+    The screener's verdict picks the wording when it fired; otherwise the classifier's
+    intent does, so crisis wording only the classifier caught still gets 988.
+    """
 
     reply_name = "emergency"
 
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
         flag = screen(tracker.latest_message.get("text") or "")
-        return replies.emergency_reply(knowledge, crisis=flag is not None and flag.reply == "crisis")
+        intent, _ = _intent(tracker)
+        key = flag.reply if flag is not None else ("crisis" if intent == "crisis" else "emergency")
+        return replies.emergency_reply(knowledge, key)
 
 
 class ActionRestart(ActionService):

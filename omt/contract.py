@@ -43,6 +43,15 @@ SERVICE_IDS: Final = (
 )
 
 SAFETY_IDS: Final = ("emergency",)
+# The safety reply for each `reply` key of the red-flag screener (and of the classifier's
+# `emergency`/`crisis` intents): its name in knowledge/service.yml -> the answer id it is sent
+# as. Finer ids of `emergency`, so that the web can offer 988 or 911 and every other client
+# still reads an emergency.
+SAFETY_REPLIES: Final = {
+    "emergency": "emergency",
+    "crisis": "emergency.crisis",
+    "after_treatment": "emergency.after_treatment",
+}
 # The apology when a turn fails on our side (action server or store down; omt/faults.py):
 # not an id of its own, a finer topic of `fallback`, as the contract allows.
 FAILED_TURN_ID: Final = "fallback.error"
@@ -53,6 +62,11 @@ ALL_IDS: Final = KNOWLEDGE_IDS + SERVICE_IDS + SAFETY_IDS
 def parent_id(answer_id: str) -> str:
     """`who_can_get.infants` counts as `who_can_get` (contract: finer topics)."""
     return answer_id.split(".", 1)[0]
+
+
+def is_safety(answer_id: str) -> bool:
+    """An emergency reply of any kind: it goes first and alone, never with the notice."""
+    return parent_id(answer_id) in SAFETY_IDS
 
 
 def kind_of(answer_id: str) -> Kind:

@@ -111,7 +111,7 @@ def apology_reply(knowledge: Knowledge, text: str) -> Reply:
     """
     flag = screen(text)
     if flag is not None:
-        return replies.emergency_reply(knowledge, crisis=flag.reply == "crisis")
+        return replies.emergency_reply(knowledge, flag.reply)
     return replies.service_reply(knowledge, "error", answer_id=FAILED_TURN_ID)
 
 

@@ -18,13 +18,13 @@ from typing import Any, Mapping
 
 import yaml
 
-from omt.contract import KNOWLEDGE_IDS, SERVICE_IDS
+from omt.contract import KNOWLEDGE_IDS, SAFETY_REPLIES, SERVICE_IDS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE_DIR = REPO_ROOT / "knowledge"
 ENTITY_TYPES = ("technique", "condition", "population")
-# Every service answer of the contract, plus the variants some of them use.
-SERVICE_REPLIES = (*SERVICE_IDS, "fallback_handoff", "emergency", "crisis", "error")
+# Every service answer of the contract, plus the variants some of them use, plus the safety replies.
+SERVICE_REPLIES = (*SERVICE_IDS, "fallback_handoff", *SAFETY_REPLIES, "error")
 _QUOTE_FOLD = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\u00a0": " "})
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from omt.contract import KNOWLEDGE_IDS, kind_of, parent_id
+from omt.contract import KNOWLEDGE_IDS, SAFETY_REPLIES, is_safety, kind_of, parent_id
 from omt.knowledge import Knowledge
 
 # Population/condition topics whose statement always accompanies an answer that
@@ -143,16 +143,21 @@ def personal_advice_reply(knowledge: Knowledge, topic: str | None) -> Reply:
     )
 
 
-def emergency_reply(knowledge: Knowledge, crisis: bool) -> Reply:
-    """The safety reply: alone, first, no buttons, no notice."""
-    return Reply(
-        answer_id="emergency", text=knowledge.fill(knowledge.replies["crisis" if crisis else "emergency"].text)
-    )
+def emergency_reply(knowledge: Knowledge, key: str) -> Reply:
+    """The safety reply for the screener's (or the classifier's) `key`: alone, first, no buttons, no notice.
+
+    `key` is "emergency", "crisis" (988) or "after_treatment" (a warning sign after OMT); it
+    names the wording in service.yml and picks the answer id (`emergency`, `emergency.crisis`,
+    `emergency.after_treatment`), so that the web can offer the right number. An unknown key
+    gets the 911 reply: the safety path never fails.
+    """
+    name = key if key in SAFETY_REPLIES else "emergency"
+    return Reply(answer_id=SAFETY_REPLIES[name], text=knowledge.fill(knowledge.replies[name].text))
 
 
 def with_notice(knowledge: Knowledge, reply: Reply) -> Reply:
     """Lead the conversation's first reply with the one-time notice (never an emergency)."""
-    if reply.answer_id == "emergency":
+    if is_safety(reply.answer_id):
         return reply
     return Reply(
         answer_id=reply.answer_id,

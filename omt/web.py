@@ -10,7 +10,9 @@ Why a server of our own rather than static files: every page needs a Content-Sec
 whose connect-src names the socket.io origin and nothing else, and the pages learn that
 origin from a data attribute filled in here (no inline script, so script-src stays 'self').
 Clinic name, phone and the kiosk's topic buttons come from the knowledge files, so their
-wording lives in one place. Everything the pages load is served from here (no CDN).
+wording lives in one place; so do the words the widget and the kiosk add to a card (the
+emergency card's tap-to-call links, the kiosk's "go to the front desk"): knowledge/web.yml,
+served as the module /static/texts.js. Everything the pages load is served from here (no CDN).
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from omt.knowledge import REPO_ROOT, Knowledge, get_knowledge
+from omt.web_texts import load_web_texts, texts_module
 
 WEB_DIR = REPO_ROOT / "web"
 PAGES_DIR = WEB_DIR / "pages"
 STATIC_DIR = WEB_DIR / "static"
 VENDOR_FILE = STATIC_DIR / "vendor" / "socket.io.min.js"
+TEXTS_PATH = "/static/texts.js"  # generated from knowledge/web.yml, not a file
 # The kiosk waits this long without a touch or key before it warns, then gives this long
 # to answer "I'm still here" (WCAG 2.2.1 asks for at least 20 s).
 KIOSK_IDLE_SECONDS = 60
@@ -135,11 +139,12 @@ class Site:
 def create_app(
     socket_url: str, knowledge: Knowledge | None = None, origins: Sequence[str] | None = None
 ) -> web.Application:
-    """The aiohttp app; fails at start if the socket URL or the built assets are wrong."""
+    """The aiohttp app; fails at start if the socket URL, the built assets or knowledge/web.yml are wrong."""
     csp = content_security_policy(socket_url)
     if not VENDOR_FILE.exists():
         raise FileNotFoundError(f"{VENDOR_FILE} is missing: run `make web` first")
     site = Site(socket_url, knowledge or get_knowledge(), tuple(origins if origins is not None else allowed_origins()))
+    texts_js = texts_module(load_web_texts(site.knowledge))
 
     def add_headers(request: web.Request, headers: MutableMapping[str, str]) -> None:
         headers["Content-Security-Policy"] = csp
@@ -171,6 +176,9 @@ def create_app(
 
         return handler
 
+    async def texts(_: web.Request) -> web.StreamResponse:
+        return web.Response(text=texts_js, content_type="text/javascript", charset="utf-8")
+
     async def health(_: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"})
 
@@ -178,6 +186,7 @@ def create_app(
     app.router.add_get("/", page("index.html"))
     app.router.add_get("/kiosk", page("kiosk.html"))
     app.router.add_get("/healthz", health)
+    app.router.add_get(TEXTS_PATH, texts)  # before the static folder, which it would otherwise fall into
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     return app
 
@@ -191,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         app = create_app(args.socket_url)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # KnowledgeError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"Pages on http://{args.host}:{args.port}/ (widget) and /kiosk; socket.io at {args.socket_url}", flush=True)

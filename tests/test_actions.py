@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions
 from omt.knowledge import Knowledge
+from omt.safety import RedFlag
 
 SLOTS: dict[str, Any] = {
     "last_topic": None,
@@ -143,12 +145,41 @@ def test_emergency_is_alone_without_notice(go: Any) -> None:
     )
     assert message["custom"] == {"answer_id": "emergency", "kind": "safety"}
     assert "911" in message["text"] and not message["buttons"]
-    assert SlotSet("notice_given", True) not in events
+    assert events == [], "no notice, no topic, no slot: the emergency turn changes nothing else"
 
 
-def test_suicidal_message_gets_988(go: Any) -> None:
-    message, _ = go(actions.ActionEmergency(), tracker("i want to end my life", "emergency"))
-    assert "988" in message["text"]
+@pytest.mark.parametrize(
+    ("text", "intent", "answer_id"),
+    [
+        # the screener fired: its verdict picks the reply, whatever the classifier said
+        ("i want to end my life", "emergency", "emergency.crisis"),
+        ("i want to kill myself", "greet", "emergency.crisis"),
+        ("I have crushing chest pain", "crisis", "emergency"),
+        # the screener did not fire: the classifier's intent picks it
+        ("some words the screener does not know", "crisis", "emergency.crisis"),
+        ("some words the screener does not know", "emergency", "emergency"),
+    ],
+)
+def test_emergency_reply_follows_screener_then_intent(go: Any, text: str, intent: str, answer_id: str) -> None:
+    message, events = go(actions.ActionEmergency(), tracker(text, intent, notice_given=None))
+    assert message["custom"] == {"answer_id": answer_id, "kind": "safety"}
+    assert ("988" if answer_id == "emergency.crisis" else "911") in message["text"]
+    assert not message["buttons"] and events == []
+
+
+def test_warning_sign_after_treatment_gets_its_own_reply(go: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The screener's `after_treatment` verdict (a red flag reported after OMT) is sent as its sub-id."""
+    flag = RedFlag("neck_artery", "after_treatment", "dizzy since")
+    monkeypatch.setattr(actions, "screen", lambda text: flag)
+    message, events = go(actions.ActionEmergency(), tracker("so dizzy since my neck treatment", "emergency"))
+    assert message["custom"] == {"answer_id": "emergency.after_treatment", "kind": "safety"}
+    assert "911" in message["text"] and not message["buttons"] and events == []
+
+
+def test_emergency_reply_is_logged_with_its_finer_id(go: Any, tmp_path: Any) -> None:
+    go(actions.ActionEmergency(), tracker("the classifier alone heard it", "crisis"))
+    (record,) = [json.loads(line) for line in (tmp_path / "replies.jsonl").read_text().splitlines()]
+    assert record["answer_id"] == "emergency.crisis"
 
 
 def test_every_reply_is_logged_without_patient_text(go: Any, tmp_path: Any) -> None:

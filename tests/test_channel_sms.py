@@ -344,3 +344,21 @@ def test_tracker_store_holds_no_phone_number(stack: Stack) -> None:
     dump = "\n".join(f"{sender_id} {data}" for sender_id, data in rows)
     assert digits not in dump and digits[1:] not in dump
     assert digits not in stack.logs()
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(
+    ("body", "key", "answer_id"),
+    [("I have chest pain", "emergency", "emergency"), ("i want to kill myself", "crisis", "emergency.crisis")],
+    ids=["911", "988"],
+)
+def test_webhook_emergency_is_the_whole_sms(
+    stack: Stack, knowledge: Knowledge, body: str, key: str, answer_id: str
+) -> None:
+    """Over the real line, first message of a conversation: the safety SMS alone (call first), no notice."""
+    sender = fresh_number()
+    status, _, twiml = text(stack, body, sender)
+    assert status == 200
+    assert messages_of(twiml) == [to_gsm7(knowledge.fill(knowledge.replies[key].sms))]
+    bots = [d for t, d in events_of(stack, sender) if t == "bot"]
+    assert len(bots) == 1 and f'"answer_id": "{answer_id}"' in bots[0]

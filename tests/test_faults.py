@@ -136,16 +136,18 @@ def test_a_silent_turn_gets_the_error_reply_and_a_provenance_record(
 
 
 @pytest.mark.parametrize(
-    ("text", "crisis"), [("i have crushing chest pain", False), ("i want to kill myself", True)], ids=["911", "988"]
+    ("text", "key", "answer_id"),
+    [("i have crushing chest pain", "emergency", "emergency"), ("i want to kill myself", "crisis", "emergency.crisis")],
+    ids=["911", "988"],
 )
 def test_a_silent_turn_on_a_red_flag_gets_the_emergency_reply(
-    knowledge: Knowledge, provenance_log: Path, text: str, crisis: bool
+    knowledge: Knowledge, provenance_log: Path, text: str, key: str, answer_id: str
 ) -> None:
     """The emergency answer is a custom action: with the action server down, the guard gives it."""
     messages = turn(says_nothing, text)
-    assert only_answer(messages, knowledge) == "emergency"
-    assert messages[0]["text"] == knowledge.fill(knowledge.replies["crisis" if crisis else "emergency"].text)
-    assert apology_reply(knowledge, text).answer_id == "emergency"
+    assert only_answer(messages, knowledge) == answer_id
+    assert messages[0]["text"] == knowledge.fill(knowledge.replies[key].text)
+    assert apology_reply(knowledge, text).answer_id == answer_id
 
 
 def test_a_turn_that_raises_gets_the_error_reply_and_no_patient_text_in_the_log(

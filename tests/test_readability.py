@@ -6,6 +6,7 @@ import pytest
 import textstat
 
 from omt.knowledge import Knowledge, get_knowledge
+from omt.web_texts import load_web_texts
 
 GRADE = 8.0
 
@@ -17,6 +18,9 @@ def _texts() -> list[tuple[str, str]]:
     texts += [(f"service.{name}", k.fill(r.text)) for name, r in k.replies.items()]
     texts += [(f"service.{name}.sms", k.fill(r.sms)) for name, r in k.replies.items()]
     texts.append(("notice", k.fill(k.notice.text)))
+    for channel, spec in load_web_texts(k).items():  # what the widget and the kiosk add to a card
+        texts += [(f"web.{channel}.safety.{i}.note", c["note"]) for i, c in spec["safety"].items() if c["note"]]
+        texts += [(f"web.{channel}.handoff_note", spec["handoff_note"])] if spec["handoff_note"] else []
     return texts
 
 

@@ -10,6 +10,7 @@ import pytest
 from rasa.core.channels.channel import CollectingOutputChannel
 
 from omt import replies
+from omt.contract import SAFETY_REPLIES
 from omt.knowledge import SERVICE_REPLIES, Knowledge, KnowledgeError
 from omt.render.sms import (
     GSM7_BASIC,
@@ -27,7 +28,7 @@ from omt.replies import Reply
 
 SOURCE_SMS = "Source: WebMD, reviewed Nov 2020"
 # Service texts that are not answer ids of their own (the contract's id they are sent with).
-SENT_AS = {"crisis": "emergency", "fallback_handoff": "fallback", "error": "fallback"}
+SENT_AS = {**SAFETY_REPLIES, "fallback_handoff": "fallback", "error": "fallback"}
 
 
 @pytest.fixture(scope="module")
@@ -128,15 +129,23 @@ def test_then_the_notice_then_shortening_but_never_the_citation(knowledge: Knowl
     assert short.startswith('"The practice includes 40 different techniques')
 
 
-def test_emergency_comes_first_and_whole(knowledge: Knowledge, texts: SmsTexts) -> None:
-    emergency = replies.emergency_reply(knowledge, crisis=False)
+@pytest.mark.parametrize("key", sorted(SAFETY_REPLIES))
+def test_emergency_comes_first_and_whole(knowledge: Knowledge, texts: SmsTexts, key: str) -> None:
+    emergency = replies.emergency_reply(knowledge, key)
     answer = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "how_it_feels"))
-    whole = to_gsm7(knowledge.replies["emergency"].sms)
+    whole = to_gsm7(knowledge.fill(knowledge.replies[key].sms))
     assert sms(knowledge, texts, answer, emergency).startswith(whole + "\n")
     assert sms(knowledge, texts, emergency) == whole
     assert sms(knowledge, texts, answer, emergency, budget=60) == whole, "never cut, whatever the budget"
-    crisis = sms(knowledge, texts, replies.emergency_reply(knowledge, crisis=True))
-    assert crisis == to_gsm7(knowledge.replies["crisis"].sms) and "988" in crisis
+    assert_one_gsm7_sms(whole)
+
+
+@pytest.mark.parametrize(("key", "number"), [("emergency", "911"), ("after_treatment", "911"), ("crisis", "988")])
+def test_emergency_sms_leads_with_the_call(knowledge: Knowledge, texts: SmsTexts, key: str, number: str) -> None:
+    """The first sentence is the action: call the number now (the patient may read no further)."""
+    body = sms(knowledge, texts, replies.emergency_reply(knowledge, key))
+    first = body.split(". ", 1)[0].casefold()
+    assert first.startswith("call") and number in first and "now" in first, body
 
 
 def test_curly_quotes_dashes_ellipsis_are_transliterated_and_emoji_dropped() -> None:

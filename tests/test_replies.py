@@ -84,12 +84,23 @@ def test_personal_advice_adds_the_general_cited_fact(knowledge: Knowledge) -> No
     assert with_fact.buttons[-1].payload == "/handoff"
 
 
-def test_emergency_reply_is_alone_and_never_gets_the_notice(knowledge: Knowledge) -> None:
-    reply = replies.emergency_reply(knowledge, crisis=False)
-    assert reply.custom() == {"answer_id": "emergency", "kind": "safety"}
-    assert "911" in reply.text and not reply.buttons
+@pytest.mark.parametrize(
+    ("key", "answer_id", "number"),
+    [
+        ("emergency", "emergency", "911"),
+        ("after_treatment", "emergency.after_treatment", "911"),
+        ("crisis", "emergency.crisis", "988"),
+        ("no_such_key", "emergency", "911"),  # the safety path never fails: 911
+    ],
+)
+def test_emergency_reply_is_alone_and_never_gets_the_notice(
+    knowledge: Knowledge, key: str, answer_id: str, number: str
+) -> None:
+    reply = replies.emergency_reply(knowledge, key)
+    assert reply.custom() == {"answer_id": answer_id, "kind": "safety"}
+    assert number in reply.text.split(". ", 1)[0], "the call to action comes first"
+    assert not reply.buttons and reply.citation is None
     assert replies.with_notice(knowledge, reply) is reply
-    assert "988" in replies.emergency_reply(knowledge, crisis=True).text
 
 
 def test_notice_leads_the_first_reply(knowledge: Knowledge) -> None:

@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, 
 
 from omt.knowledge import REPO_ROOT, Knowledge
 from omt.stack import Stack
+from omt.web_texts import load_web_texts
 from tests.test_web_server import page_server
 
 pytestmark = pytest.mark.stack
@@ -49,7 +50,7 @@ XSS = "<img src=x onerror=alert(1)>"
 TARGET_SIZES_JS = """() => {
   const out = [];
   const visit = (root) => {
-    for (const el of root.querySelectorAll('button, input, summary, select, textarea, [role=button]')) {
+    for (const el of root.querySelectorAll('button, input, summary, select, textarea, [role=button], .omt-msg a')) {
       const r = el.getBoundingClientRect();
       if (r.width && r.height) out.push({what: el.outerHTML.slice(0, 80), w: r.width, h: r.height});
     }
@@ -267,7 +268,11 @@ def test_widget_shows_markup_as_text(page: Page) -> None:
     assert page.watch.dialogs == []  # type: ignore[attr-defined]
 
 
-def test_widget_emergency_is_an_alert(page: Page) -> None:
+def call_links(alert: Locator) -> list[str]:
+    return [a.get_attribute("href") or "" for a in alert.locator("a").all()]
+
+
+def test_widget_emergency_is_an_alert_with_a_call_link(page: Page) -> None:
     panel = open_widget(page)
     ask(page, "I have chest pain")
     alert = panel.get_by_role("alert")
@@ -275,7 +280,26 @@ def test_widget_emergency_is_an_alert(page: Page) -> None:
     expect(alert).to_have_attribute("data-answer-id", "emergency")
     expect(alert).to_have_class("omt-msg omt-msg--bot omt-msg--safety")
     expect(alert).to_contain_text("911")
+    call = alert.locator("a[href='tel:911']")
+    expect(call).to_be_visible()
+    assert call_links(alert) == ["tel:911"]
+    tab_to(page, call)  # the keyboard gets there too
+    assert small_targets(page) == []
     shoot(page, "widget-emergency")
+
+
+def test_widget_crisis_offers_988_to_call_or_text(page: Page) -> None:
+    panel = open_widget(page)
+    ask(page, "i want to kill myself")
+    alert = panel.get_by_role("alert")
+    expect(alert).to_be_visible(timeout=REPLY_TIMEOUT)
+    expect(alert).to_have_attribute("data-answer-id", "emergency.crisis")
+    expect(alert.locator("a[href='tel:988']")).to_be_visible()
+    expect(alert.locator("a[href='sms:988']")).to_be_visible()
+    assert call_links(alert)[:2] == ["tel:988", "sms:988"], "988 first, by call or text"
+    assert small_targets(page) == []
+    assert axe_violations(page) == []
+    shoot(page, "widget-crisis")
 
 
 def test_widget_survives_reload_in_session_storage_only(page: Page) -> None:
@@ -366,3 +390,50 @@ def test_kiosk_start_over(page: Page) -> None:
     expect(page.locator("#start")).to_be_visible()
     expect(page.locator("#log .omt-msg")).to_have_count(0)
     assert storage(page, "omt-kiosk")["sessionId"] != old
+
+
+@pytest.mark.parametrize(
+    ("text", "answer_id"), [("I have chest pain", "emergency"), ("i want to kill myself", "emergency.crisis")]
+)
+def test_kiosk_emergency_sends_the_patient_to_the_front_desk(
+    page: Page, knowledge: Knowledge, text: str, answer_id: str
+) -> None:
+    """No phone at the kiosk: the card leads with the front desk (knowledge/web.yml) and has no call link."""
+    page.goto(CLINIC + "/kiosk")
+    box = page.get_by_label("Type your question")
+    box.fill(text)
+    box.press("Enter")
+    alert = page.get_by_role("alert")
+    expect(alert).to_be_visible(timeout=REPLY_TIMEOUT)
+    expect(alert).to_have_attribute("data-answer-id", answer_id)
+    note = load_web_texts(knowledge)["kiosk"]["safety"][answer_id]["note"]
+    expect(alert.locator(".omt-msg__note").first).to_have_text(note)
+    expect(alert).to_contain_text("911")
+    expect(alert.locator("a")).to_have_count(0)
+    assert "tel:" not in alert.inner_html() and "sms:" not in alert.inner_html()
+    assert small_targets(page) == []
+    shoot(page, f"kiosk-{answer_id.replace('.', '-')}")
+
+
+RENDER_CARD_JS = """async ([channel, answerId]) => {
+  const { createRenderer } = await import('/static/render.js');
+  const node = createRenderer(channel).bot({text: 'Call 911 now.', custom: {answer_id: answerId, kind: 'safety'}});
+  return {
+    role: node.getAttribute('role'),
+    links: Array.from(node.querySelectorAll('a'), (a) => a.getAttribute('href')),
+    notes: Array.from(node.querySelectorAll('.omt-msg__note'), (p) => p.textContent),
+  };
+}"""
+
+
+@pytest.mark.parametrize("channel", ["widget", "kiosk"])
+def test_a_finer_safety_id_gets_its_parents_card(page: Page, knowledge: Knowledge, channel: str) -> None:
+    """`emergency.after_treatment` (the screener's warning sign after OMT) has no card of its own: 911's."""
+    page.goto(CLINIC + "/kiosk")
+    card = load_web_texts(knowledge)[channel]["safety"]["emergency"]
+    got = page.evaluate(RENDER_CARD_JS, [channel, "emergency.after_treatment"])
+    assert got == {
+        "role": "alert",
+        "links": [link["href"] for link in card["links"]],
+        "notes": [card["note"]] if card["note"] else [],
+    }

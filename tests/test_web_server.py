@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,10 +23,12 @@ from typing import Any, Iterator
 import pytest
 
 from omt.channels.socketio import SocketIOOutput, contract_message, valid_session_id
+from omt.contract import SAFETY_REPLIES
 from omt.evaluate import contract_faults
-from omt.knowledge import REPO_ROOT, Knowledge
+from omt.knowledge import REPO_ROOT, Knowledge, KnowledgeError
 from omt.stack import Stack, free_port, wait_for_http
 from omt.web import allowed_origins, content_security_policy, fill, socket_origins
+from omt.web_texts import load_web_texts
 
 SOCKET_URL = "http://127.0.0.1:5999"
 
@@ -111,7 +115,9 @@ def test_allowed_origins_from_env() -> None:
     ]
 
 
-@pytest.mark.parametrize("path", ["/", "/kiosk", "/static/widget.js", "/static/kiosk.css", "/no-such-page"])
+@pytest.mark.parametrize(
+    "path", ["/", "/kiosk", "/static/widget.js", "/static/kiosk.css", "/static/texts.js", "/no-such-page"]
+)
 def test_every_response_has_the_security_headers(server: str, path: str) -> None:
     status, headers, _ = get(server + path)
     assert status == (404 if path == "/no-such-page" else 200)
@@ -149,6 +155,57 @@ def test_widget_modules_load_cross_origin_only_for_clinic_origins(server: str) -
     assert ok["Access-Control-Allow-Origin"] == "http://localhost:8080"
     _, other, _ = get(server + "/static/widget.js", {"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other
+
+
+def test_card_texts_are_served_as_a_module_from_the_knowledge(server: str, knowledge: Knowledge) -> None:
+    status, headers, body = get(server + "/static/texts.js", {"Origin": "http://localhost:8080"})
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+    assert headers["Access-Control-Allow-Origin"] == "http://localhost:8080", "the embedded widget imports it too"
+    texts = load_web_texts(knowledge)
+    assert body.split("export default ", 1)[1].rstrip().rstrip(";") == json.dumps(texts, indent=1)
+
+
+def test_card_texts_give_each_channel_its_emergency_card(knowledge: Knowledge) -> None:
+    texts = load_web_texts(knowledge)
+    assert set(texts) == {"widget", "kiosk"}
+    for channel in texts.values():
+        assert set(channel["safety"]) <= set(SAFETY_REPLIES.values()) and "emergency" in channel["safety"]
+    widget, kiosk = texts["widget"]["safety"], texts["kiosk"]["safety"]
+    assert [link["href"] for link in widget["emergency"]["links"]] == ["tel:911"]
+    assert {"tel:988", "sms:988"} <= {link["href"] for link in widget["emergency.crisis"]["links"]}
+    assert all(card["links"] == [] and card["note"] for card in kiosk.values()), "the kiosk has no phone"
+
+
+@pytest.mark.parametrize(
+    ("yml", "problem"),
+    [
+        ("channels: {widget: {safety: {emergency: {note: x}}}}", "channels.kiosk: missing"),
+        (
+            "channels: {widget: {safety: {emergency: {links: [{label: Call, href: 'javascript:alert(1)'}]}}},"
+            " kiosk: {safety: {emergency: {note: x}}}}",
+            "href must be tel:NUMBER or sms:NUMBER",
+        ),
+        (
+            "channels: {widget: {safety: {emergency: {note: x}, emergency.other: {note: y}}},"
+            " kiosk: {safety: {emergency: {note: x}}}}",
+            "not a safety answer id",
+        ),
+        (
+            "channels: {widget: {safety: {emergency.crisis: {note: x}}}, kiosk: {safety: {emergency: {note: x}}}}",
+            "needs at least the `emergency` card",
+        ),
+        (
+            "channels: {widget: {safety: {emergency: {note: 'hi {nope}'}}}, kiosk: {safety: {emergency: {note: x}}}}",
+            "placeholder",
+        ),
+        ("channels: [1]", "needs a `channels` mapping"),
+    ],
+)
+def test_bad_card_texts_stop_the_server(knowledge: Knowledge, tmp_path: Path, yml: str, problem: str) -> None:
+    bad = tmp_path / "web.yml"
+    bad.write_text(yml)
+    with pytest.raises(KnowledgeError, match=re.escape(problem)):
+        load_web_texts(knowledge, bad)
 
 
 # ---- the socket.io channel -----------------------------------------------------------

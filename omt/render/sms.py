@@ -19,11 +19,11 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import yaml
 
+from omt.contract import SAFETY_REPLIES, is_safety
 from omt.knowledge import KNOWLEDGE_DIR, Knowledge, KnowledgeError, get_knowledge
 
 SMS_BUDGET = 320  # GSM-7 characters in one reply
 SMS_TEXTS_FILE = KNOWLEDGE_DIR / "sms.yml"
-EMERGENCY_ID = "emergency"
 MIN_SHORTENED = 40  # a paragraph cut shorter than this says nothing useful: drop it instead
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -115,7 +115,7 @@ def sms_forms(knowledge: Knowledge) -> dict[str, str]:
 
 def _roles(knowledge: Knowledge) -> dict[str, Role]:
     roles: dict[str, Role] = {
-        _key(knowledge.fill(knowledge.replies[name].text)): "emergency" for name in ("emergency", "crisis")
+        _key(knowledge.fill(knowledge.replies[name].text)): "emergency" for name in SAFETY_REPLIES
     }
     roles[_key(knowledge.fill(knowledge.notice.text))] = "notice"
     roles[_key(knowledge.fill(knowledge.source_line.text))] = "citation"
@@ -246,7 +246,7 @@ def compose_sms(
     answers = _answers(messages)
 
     def is_emergency(answer: _Answer) -> bool:
-        return answer.answer_id == EMERGENCY_ID or any(roles.get(p) == "emergency" for p in answer.paragraphs)
+        return is_safety(answer.answer_id or "") or any(roles.get(p) == "emergency" for p in answer.paragraphs)
 
     answers.sort(key=lambda answer: not is_emergency(answer))  # stable: the rest keeps its order
     parts = [

@@ -9,20 +9,19 @@
  * (or a DOM attribute), never as HTML.
  */
 
-/** What each channel adds to the shared rendering. */
+import TEXTS from "./texts.js";
+
+/**
+ * What each channel adds to the shared rendering. The words (the emergency card's
+ * tap-to-call links, the kiosk's notes) are data: knowledge/web.yml, served as texts.js.
+ */
 export const CHANNELS = Object.freeze({
-  widget: Object.freeze({
-    name: "widget",
-    safetyNote: "",
-    handoffNote: "",
-  }),
-  kiosk: Object.freeze({
-    name: "kiosk",
-    // At the front desk a person is a few steps away: say so where it matters most.
-    safetyNote: "Please tell the front desk now.",
-    handoffNote: "Or ask the front desk here. They are happy to help.",
-  }),
+  widget: Object.freeze({ name: "widget", ...TEXTS.widget }),
+  kiosk: Object.freeze({ name: "kiosk", ...TEXTS.kiosk }),
 });
+
+// A card's link only ever calls or texts a number (the server checks this too).
+const CALL_HREF = /^(tel|sms):\+?[0-9]{3,15}$/;
 
 const HANDOFF_IDS = new Set(["handoff"]);
 
@@ -55,6 +54,31 @@ export function formatDate(iso) {
 
 function isObject(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/**
+ * What this channel adds to a safety card: its own entry for the answer id, else its
+ * parent's (`emergency.after_treatment` → `emergency`); `{note, links}`.
+ */
+export function safetyCard(channel, answerId) {
+  const cards = isObject(channel.safety) ? channel.safety : {};
+  const id = typeof answerId === "string" ? answerId : "";
+  const card = cards[id] ?? cards[id.split(".")[0]] ?? cards.emergency;
+  return {
+    note: typeof card?.note === "string" ? card.note : "",
+    links: Array.isArray(card?.links) ? card.links.filter((l) => isObject(l) && CALL_HREF.test(String(l.href))) : [],
+  };
+}
+
+/** Tap-to-call and tap-to-text links: real links, so a phone dials and the keyboard reaches them. */
+function callLinks(links) {
+  const group = el("div", "omt-call");
+  for (const link of links) {
+    const a = el("a", "omt-call__link", link.label);
+    a.href = link.href;
+    group.append(a);
+  }
+  return group;
 }
 
 /**
@@ -131,6 +155,7 @@ export function createRenderer(channelName) {
     node.append(visuallyHidden("Assistant: "));
 
     const safety = kind === "safety";
+    const card = safety ? safetyCard(channel, custom.answer_id) : null;
     if (safety) {
       // Distinct in more than colour: a heading word, an icon, a border; and announced at once.
       node.setAttribute("role", "alert");
@@ -138,6 +163,8 @@ export function createRenderer(channelName) {
       flag.append(el("span", "omt-msg__flag-icon", "!"), document.createTextNode(" Urgent"));
       flag.firstChild.setAttribute("aria-hidden", "true");
       node.append(flag);
+      // The channel's own first step leads (the kiosk: go to the front desk now).
+      if (card.note) node.append(el("p", "omt-msg__note", card.note));
     }
 
     let parts = paragraphs(entry.text);
@@ -148,9 +175,9 @@ export function createRenderer(channelName) {
     for (const part of parts) node.append(el("p", "omt-msg__text", part));
 
     if (citation) node.append(renderCitation(citation));
-    if (safety && channel.safetyNote) node.append(el("p", "omt-msg__note", channel.safetyNote));
-    if (HANDOFF_IDS.has(custom.answer_id) && channel.handoffNote) {
-      node.append(el("p", "omt-msg__note", channel.handoffNote));
+    if (card?.links.length) node.append(callLinks(card.links));
+    if (HANDOFF_IDS.has(custom.answer_id) && channel.handoff_note) {
+      node.append(el("p", "omt-msg__note", channel.handoff_note));
     }
 
     if (withButtons && entry.buttons.length) {
