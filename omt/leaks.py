@@ -27,7 +27,13 @@ from omt.contract import parent_id
 SIMILARITY = 0.85
 EVAL_DIR = Path(os.environ.get("OMT_EVAL_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "eval")
 # Intents whose reply has another id (as omt.nlu_bench maps them).
-INTENT_ANSWERS = {"nlu_fallback": "fallback", "nonsense": "fallback", "affirm": "capabilities", "deny": "goodbye"}
+INTENT_ANSWERS = {
+    "nlu_fallback": "fallback",
+    "nonsense": "fallback",
+    "affirm": "capabilities",
+    "deny": "goodbye",
+    "crisis": "emergency",
+}
 _ITEM = re.compile(r"^-\s+(\w+):\s*(.*)$")
 _EXAMPLE = re.compile(r"^\s+-\s+(.*\S)\s*$")
 _ANNOTATION = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from omt.contract import KNOWLEDGE_IDS, parent_id
+from omt.contract import KNOWLEDGE_IDS, SAFETY_REPLIES, parent_id
 from omt.evaluate import Turn, load_questions, score
 from omt.knowledge import Knowledge, get_knowledge
 from omt.routing import mentioned_topics, refine_topic
@@ -71,7 +71,7 @@ def _red_flag(text: str) -> bool:
 
 def answer_for(text: str, parse: Parse, knowledge: Knowledge) -> str:
     """The answer id the assistant would give for this parse of a first message."""
-    if _red_flag(text) or parse.intent == "emergency":
+    if _red_flag(text) or parse.intent in SAFETY_REPLIES:
         return "emergency"
     if parse.intent in FALLBACK_INTENTS or parse.intent in CONTEXT_INTENTS - set(SERVICE_ACTIONS):
         return "fallback"

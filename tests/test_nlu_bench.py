@@ -32,6 +32,7 @@ def test_answer_for_maps_a_parse_as_the_assistant_does(knowledge: Knowledge) -> 
     assert answer_for("what is omt", _parse("what_is_omt"), knowledge) == "what_is_omt"
     assert answer_for("i have crushing chest pain", _parse("what_is_omt"), knowledge) == "emergency"
     assert answer_for("blah", _parse("nlu_fallback"), knowledge) == "fallback"
+    assert answer_for("tell me", _parse("crisis"), knowledge) == "emergency"  # a safety intent, whichever
     assert answer_for("the second one", _parse("choose_option"), knowledge) == "fallback"
     assert answer_for("yes", _parse("affirm"), knowledge) == "capabilities"
     low_back = [{"entity": "condition", "value": "low_back_pain"}]
