@@ -29,9 +29,9 @@ export LOCK_STORE_URL ?=
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
 
-.PHONY: bench-nlu bench-core bench load thresholds screen-report typos leaks
+.PHONY: bench-nlu bench-core bench load thresholds screen-report redaction-report typos leaks
 .PHONY: cluster cluster-stop
-.PHONY: help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
+.PHONY: system-deps help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -60,7 +60,7 @@ run: $(MODEL) web ## Chat: action server (5055) + Rasa REST/socket.io (5005) + w
 	MODEL=$(MODEL) scripts/run_stack.sh
 
 CLUSTER_PORT ?= 8000
-cluster: $(MODEL) web ## In the background: PostgreSQL, Redis, 2 Rasa replicas + 2 action servers, nginx on CLUSTER_PORT (8000); state in .cluster/
+cluster: system-deps $(MODEL) web ## In the background: PostgreSQL, Redis, 2 Rasa replicas + 2 action servers, nginx on CLUSTER_PORT (8000); state in .cluster/
 	$(PY) -m omt.cluster start --port $(CLUSTER_PORT)
 
 cluster-stop: ## Stop what `make cluster` started (its pid files in .cluster/); the data stays
@@ -89,7 +89,11 @@ unit: $(VENV)/.installed ## Unit tests only (no running stack, no cluster)
 stories: $(MODEL) ## Test stories (happy and unhappy paths)
 	$(RASA) test core --model $(MODEL) --stories tests/ --fail-on-prediction-errors --out results/stories
 
-test: lint validate $(MODEL) web ## Everything CI runs: lint, data validation, unit + stack tests, test stories, dev-set eval
+# First, so a machine without them stops at once with the one command to run (not after training).
+system-deps: ## Chromium, nginx, PostgreSQL, Redis from apt when missing (root); a quick check when present
+	@scripts/install_system_deps.sh
+
+test: system-deps lint validate $(MODEL) web ## Everything CI runs: lint, data validation, unit + stack tests, test stories, dev-set eval
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory stories
 
@@ -114,6 +118,9 @@ bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook v
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
 	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(ORDINARY)
+
+redaction-report: $(VENV)/.installed build-nlp ## Names kept out of the store: our cue rules vs Presidio's recognizers (recall, false redactions, µs/message)
+	$(PY) -m omt.redaction_report
 
 typos: $(VENV)/.installed ## Make a typo test set from QUESTIONS (reports/typos.yml); then `make eval QUESTIONS=reports/typos.yml`
 	$(PY) -m omt.typos --questions $(QUESTIONS) --out reports/typos.yml

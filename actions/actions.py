@@ -89,10 +89,11 @@ class ActionAnswer(ReplyAction):
             topic, verbatim = tracker.get_slot("last_topic"), True
         elif intent in KNOWLEDGE_IDS:
             topic = routing.refine_topic(intent, mentioned)
-        if topic is None or topic not in knowledge.entries:
+        if topic is None or not knowledge.has_entry(topic):
             misses = int(tracker.get_slot("misses") or 0) + 1
             return replies.fallback_reply(knowledge, _ranking(tracker), misses)
-        return replies.knowledge_reply(knowledge, topic, mentioned, verbatim=verbatim)
+        question = "" if verbatim else tracker.latest_message.get("text") or ""
+        return replies.knowledge_reply(knowledge, topic, mentioned, verbatim=verbatim, question=question)
 
 
 class ActionService(ReplyAction):

@@ -81,6 +81,9 @@ class Entry:
     quotes: tuple[str, ...]
     synonyms: Mapping[str, tuple[str, ...]]
     related: tuple[str, ...]
+    gap: str = ""  # what the article does not cover on this topic: said with every answer
+    more: str | None = None  # the finer answer "tell me more" gives (`about_source.references`)
+    asked_by: tuple[str, ...] = ()  # a finer answer's words in a question ("references")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class ServiceReply:
     sms: str
     topics: tuple[str, ...] = ()
     offer_handoff: bool = False
+    urgent: bool = False  # ends with service.yml's `urgent` line ("If this is urgent, call 911.")
 
 
 @dataclass(frozen=True)
@@ -115,15 +119,39 @@ class Knowledge:
     replies: Mapping[str, ServiceReply]
     notice: ServiceReply
     source_line: ServiceReply
+    urgent: ServiceReply
     buttons: Mapping[str, str]
     clinic: Clinic
     ordinals: Mapping[str, int]
     version: str
+    finer: Mapping[str, Entry] = field(default_factory=dict)  # `<id>.<sub>` answers
+    gap_opening: str = ""
+    gap_words: frozenset[str] = frozenset()
     _synonym_index: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+
+    def entry(self, answer_id: str) -> Entry:
+        """The entry of a knowledge answer id; a finer `<id>.<sub>` has its own."""
+        return self.finer.get(answer_id) or self.entries[answer_id.split(".", 1)[0]]
+
+    def has_entry(self, answer_id: str | None) -> bool:
+        """Whether `answer_id` is a knowledge answer this knowledge can give."""
+        return bool(answer_id) and (answer_id in self.entries or answer_id in self.finer)
+
+    def finer_for(self, answer_id: str, question: str) -> str:
+        """The finer answer a question asks for by its words ("what are your references"), else `answer_id`."""
+        words = f" {_norm_phrase(question)} "
+        for finer_id, entry in self.finer.items():
+            if finer_id.split(".", 1)[0] == answer_id and any(f" {_norm_phrase(p)} " in words for p in entry.asked_by):
+                return finer_id
+        return answer_id
+
+    def all_entries(self) -> list[Entry]:
+        """Every entry, the finer ones too: what the SMS forms and the grounding checks cover."""
+        return [*self.entries.values(), *self.finer.values()]
 
     def citation(self, answer_id: str) -> dict[str, Any]:
         """The contract's `citation` object for a knowledge answer."""
-        entry = self.entries[answer_id.split(".", 1)[0]]
+        entry = self.entry(answer_id)
         return {
             "title": self.source.title,
             "publisher": self.source.publisher,
@@ -170,7 +198,12 @@ def _require(data: Mapping[str, Any], keys: tuple[str, ...], where: str, problem
     return not missing
 
 
-def _entry(answer_id: str, raw: Any, article: str, problems: list[str]) -> Entry | None:
+def _lines(text: Any) -> str:
+    """Whitespace folded within lines; a `|` block's line breaks (a list) are kept."""
+    return "\n".join(" ".join(line.split()) for line in str(text).splitlines() if line.strip())
+
+
+def _entry(answer_id: str, raw: Any, article: str, gap_opening: str, problems: list[str]) -> Entry | None:
     where = f"entries.{answer_id}"
     if not isinstance(raw, dict):
         problems.append(f"{where}: must be a mapping")
@@ -190,16 +223,37 @@ def _entry(answer_id: str, raw: Any, article: str, problems: list[str]) -> Entry
     for rel in raw["related"]:
         if rel not in KNOWLEDGE_IDS:
             problems.append(f"{where}: related topic {rel!r} is not a knowledge id")
+    gap = " ".join(str(raw.get("gap") or "").split())
+    if gap and not fold(gap).startswith(fold(gap_opening)):
+        problems.append(f"{where}: gap must open with {gap_opening!r}: {gap!r}")
+    more = raw.get("more")
+    if more is not None and f"{answer_id}.{more}" not in (raw.get("finer") or {}):
+        problems.append(f"{where}: more: {more!r} is not one of its finer answers")
     return Entry(
         answer_id=answer_id,
         title=str(raw["title"]),
         section=str(raw["section"]),
-        answer=" ".join(str(raw["answer"]).split()),
+        answer=_lines(raw["answer"]),
         sms=" ".join(str(raw["sms"]).split()),
         quotes=quotes,
         synonyms={t: tuple(str(p) for p in synonyms_raw.get(t) or ()) for t in ENTITY_TYPES},
         related=tuple(raw["related"]),
+        gap=gap,
+        more=f"{answer_id}.{more}" if more is not None else None,
+        asked_by=tuple(str(p) for p in raw.get("asked_by") or ()),
     )
+
+
+def _finer(entries_raw: Mapping[str, Any], article: str, gap_opening: str, problems: list[str]) -> dict[str, Entry]:
+    """The `<id>.<sub>` answers declared under their parent's `finer:` (keys `<id>.<sub>`)."""
+    finer: dict[str, Entry] = {}
+    for parent, raw in entries_raw.items():
+        for finer_id, sub in ((raw or {}).get("finer") or {}).items() if isinstance(raw, dict) else ():
+            if str(finer_id).split(".", 1)[0] != parent or "." not in str(finer_id):
+                problems.append(f"entries.{parent}.finer: {finer_id!r} is not named {parent}.<sub>")
+            elif (entry := _entry(str(finer_id), sub, article, gap_opening, problems)) is not None:
+                finer[str(finer_id)] = entry
+    return finer
 
 
 def _service_reply(raw: Any, where: str, problems: list[str]) -> ServiceReply:
@@ -216,6 +270,7 @@ def _service_reply(raw: Any, where: str, problems: list[str]) -> ServiceReply:
         sms=" ".join(str(raw.get("sms") or text).split()),
         topics=topics,
         offer_handoff=bool(raw.get("offer_handoff")),
+        urgent=bool(raw.get("urgent")),
     )
 
 
@@ -250,12 +305,15 @@ def load(knowledge_dir: Path = KNOWLEDGE_DIR, clinic_file: Path | None = None) -
         problems.append(f"entries.{unknown}: not a knowledge answer_id of the contract")
     for missing in [i for i in KNOWLEDGE_IDS if i not in entries_raw]:
         problems.append(f"entries.{missing}: the contract's knowledge id has no entry")
+    gap_opening = str(raw.get("gap_opening") or "")
+    _require(raw, ("gap_opening",), "omt.yml", problems)
     entries = {
         answer_id: entry
         for answer_id in KNOWLEDGE_IDS
         if answer_id in entries_raw
-        and (entry := _entry(answer_id, entries_raw[answer_id], article, problems)) is not None
+        and (entry := _entry(answer_id, entries_raw[answer_id], article, gap_opening, problems)) is not None
     }
+    finer = _finer(entries_raw, article, gap_opening, problems)
 
     replies_raw = service_raw.get("replies") or {}
     for missing in [r for r in SERVICE_REPLIES if r not in replies_raw]:
@@ -265,6 +323,7 @@ def load(knowledge_dir: Path = KNOWLEDGE_DIR, clinic_file: Path | None = None) -
     }
     notice = _service_reply(service_raw.get("notice"), "service.notice", problems)
     source_line = _service_reply(service_raw.get("source_line"), "service.source_line", problems)
+    urgent = _service_reply(service_raw.get("urgent"), "service.urgent", problems)
     buttons = {str(k): str(v) for k, v in (service_raw.get("buttons") or {}).items()}
     _require(buttons, ("something_else", "talk_to_person"), "service.buttons", problems)
     _require(clinic_raw, ("name", "phone", "hours"), str(clinic_path), problems)
@@ -296,13 +355,22 @@ def load(knowledge_dir: Path = KNOWLEDGE_DIR, clinic_file: Path | None = None) -
         replies=replies,
         notice=notice,
         source_line=source_line,
+        urgent=urgent,
         buttons=buttons,
         clinic=Clinic(name=str(clinic_raw["name"]), phone=str(clinic_raw["phone"]), hours=str(clinic_raw["hours"])),
         ordinals={str(k).casefold(): int(v) for k, v in (service_raw.get("ordinals") or {}).items()},
         version=hashlib.sha256(omt_path.read_bytes()).hexdigest()[:12],
+        finer=finer,
+        gap_opening=gap_opening,
+        gap_words=frozenset(str(w).casefold() for w in raw.get("gap_words") or ()),
         _synonym_index=index,
     )
-    for name, reply in [*knowledge.replies.items(), ("notice", notice), ("source_line", source_line)]:
+    for name, reply in [
+        *knowledge.replies.items(),
+        ("notice", notice),
+        ("source_line", source_line),
+        ("urgent", urgent),
+    ]:
         try:
             knowledge.fill(reply.text)
             knowledge.fill(reply.sms)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from omt.knowledge import KNOWLEDGE_DIR, KnowledgeError, _read_yaml
+from omt.lexicon import all_english, writes_in_sentence_case
 
 REDACTION_FILE = KNOWLEDGE_DIR / "redaction.yml"
 _WORD_LIST = re.compile(r"\{\{(\w+)\}\}")
@@ -25,11 +26,17 @@ ID_GROUP = "id"  # a pattern's group of this name is all that gets replaced
 
 @dataclass(frozen=True)
 class Rule:
-    """One kind of identifier: what finds it, and the label that replaces it."""
+    """One kind of identifier: what finds it, and the label that replaces it.
+
+    `unless_ordinary_words`: a match whose `id` is all English words ("I'm Retired") is
+    kept unless the rest of the message is written in sentence case ("can my son Tom
+    get OMT"): see omt/lexicon.py.
+    """
 
     name: str
     label: str
     pattern: re.Pattern[str]
+    unless_ordinary_words: bool = False
 
     def apply(self, text: str) -> str:
         """`text` with every match replaced by the label (only the `id` group, if any)."""
@@ -40,6 +47,12 @@ class Rule:
             return self.label
         start, end = match.span(ID_GROUP)
         whole, offset = match.group(0), match.start()
+        if (
+            self.unless_ordinary_words
+            and all_english(match.group(ID_GROUP))
+            and not writes_in_sentence_case(match.string, match.span())
+        ):
+            return whole
         return whole[: start - offset] + self.label + whole[end - offset :]
 
 
@@ -121,7 +134,12 @@ def _rule(raw: Any, words: Mapping[str, str], where: str) -> Rule:
         pattern = re.compile(_expand(" ".join(str(raw["pattern"]).split()), words, where), re.IGNORECASE)
     except re.error as exc:
         raise KnowledgeError(f"{where} ({raw['name']}): bad pattern: {exc}") from exc
-    return Rule(name=str(raw["name"]), label=str(raw["label"]), pattern=pattern)
+    return Rule(
+        name=str(raw["name"]),
+        label=str(raw["label"]),
+        pattern=pattern,
+        unless_ordinary_words=bool(raw.get("unless_ordinary_words")),
+    )
 
 
 def _self_check(raw_rules: Sequence[Any], rules: Sequence[Rule], keeps: Sequence[Any]) -> list[str]:
@@ -143,7 +161,9 @@ def load_rules(path: Path = REDACTION_FILE) -> tuple[Rule, ...]:
     raw = _read_yaml(path)
     if not isinstance(raw, Mapping) or not isinstance(raw.get("rules"), list) or not raw["rules"]:
         raise KnowledgeError(f"{path}: needs a non-empty `rules` list")
-    words = {str(k): "|".join(str(v).split()) for k, v in (raw.get("words") or {}).items()}
+    words: dict[str, str] = {}
+    for key, value in (raw.get("words") or {}).items():  # a list may use the lists above it
+        words[str(key)] = _expand("|".join(str(value).split()), words, f"{path}: words.{key}")
     rules = tuple(_rule(item, words, f"{path}: rules[{i}]") for i, item in enumerate(raw["rules"]))
     problems = _self_check(raw["rules"], rules, raw.get("keeps") or [])
     if problems:

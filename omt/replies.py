@@ -82,17 +82,31 @@ def _something_else_button(knowledge: Knowledge) -> Button:
     return Button(knowledge.buttons["something_else"], "/capabilities")
 
 
-def knowledge_reply(knowledge: Knowledge, topic: str, mentioned: Iterable[str] = (), verbatim: bool = False) -> Reply:
+def _paragraphs(knowledge: Knowledge, answer_id: str, verbatim: bool = False) -> list[str]:
+    """An entry's answer (or its quotes, for "tell me more"), then what the article does not cover."""
+    entry = knowledge.entry(answer_id)
+    body = " ".join(f"“{q.strip()}”" for q in entry.quotes) if verbatim else entry.answer
+    return [body, entry.gap] if entry.gap else [body]
+
+
+def knowledge_reply(
+    knowledge: Knowledge, topic: str, mentioned: Iterable[str] = (), verbatim: bool = False, question: str = ""
+) -> Reply:
     """A cited answer for `topic`, with the statement of any population/condition mentioned.
 
-    `verbatim` answers "tell me more": the article's own words instead of the summary.
+    `verbatim` answers "tell me more": the article's own words instead of the summary,
+    or the topic's finer answer where it has one (the source's reference list). A
+    `question` that asks for a finer answer by its words gets it.
     """
-    entry = knowledge.entries[topic]
-    caveats = [t for t in dict.fromkeys(mentioned) if t in CAVEAT_TOPICS and t != topic]
+    topic = knowledge.finer_for(topic, question) if question else topic
+    entry = knowledge.entry(topic)
+    if verbatim and entry.more:
+        topic, entry, verbatim = entry.more, knowledge.entry(entry.more), False
+    caveats = [t for t in dict.fromkeys(mentioned) if t in CAVEAT_TOPICS and t != parent_id(topic)]
     quotes = list(entry.quotes)
-    parts = [" ".join(f"“{q.strip()}”" for q in entry.quotes)] if verbatim else [entry.answer]
+    parts = _paragraphs(knowledge, topic, verbatim)
     for caveat in caveats:
-        parts.append(knowledge.entries[caveat].answer)
+        parts.extend(_paragraphs(knowledge, caveat))
         quotes.extend(q for q in knowledge.entries[caveat].quotes if q not in quotes)
     parts.append(knowledge.fill(knowledge.source_line.text))
     citation = knowledge.citation(topic)
@@ -100,9 +114,16 @@ def knowledge_reply(knowledge: Knowledge, topic: str, mentioned: Iterable[str] =
     return Reply(
         answer_id=topic,
         text="\n\n".join(parts),
-        buttons=topic_buttons(knowledge, entry.related, exclude=[topic]),
+        buttons=topic_buttons(knowledge, entry.related, exclude=[parent_id(topic)]),
         citation=citation,
     )
+
+
+def _service_text(knowledge: Knowledge, name: str) -> str:
+    """A service reply's text; the `urgent` line closes the ones marked so."""
+    spec = knowledge.replies[name]
+    text = knowledge.fill(spec.text)
+    return f"{text}\n\n{knowledge.fill(knowledge.urgent.text)}" if spec.urgent else text
 
 
 def service_reply(knowledge: Knowledge, name: str, topics: Iterable[str] = (), answer_id: str | None = None) -> Reply:
@@ -111,7 +132,7 @@ def service_reply(knowledge: Knowledge, name: str, topics: Iterable[str] = (), a
     buttons = list(topic_buttons(knowledge, [*topics, *spec.topics]))
     if spec.offer_handoff:
         buttons.append(_handoff_button(knowledge))
-    return Reply(answer_id=answer_id or name, text=knowledge.fill(spec.text), buttons=tuple(buttons))
+    return Reply(answer_id=answer_id or name, text=_service_text(knowledge, name), buttons=tuple(buttons))
 
 
 def not_covered_reply(knowledge: Knowledge, nearest: Sequence[str]) -> Reply:
@@ -126,7 +147,7 @@ def fallback_reply(knowledge: Knowledge, candidates: Sequence[str], misses: int)
         return service_reply(knowledge, "fallback_handoff", answer_id="fallback")
     topics = [t for t in candidates if t in KNOWLEDGE_IDS][:3] or list(knowledge.replies["capabilities"].topics[:3])
     buttons = (*topic_buttons(knowledge, topics), _something_else_button(knowledge))
-    return Reply(answer_id="fallback", text=knowledge.fill(knowledge.replies["fallback"].text), buttons=buttons)
+    return Reply(answer_id="fallback", text=_service_text(knowledge, "fallback"), buttons=buttons)
 
 
 def personal_advice_reply(knowledge: Knowledge, topic: str | None) -> Reply:

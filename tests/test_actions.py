@@ -198,3 +198,16 @@ def test_typed_restart_greets_and_restarts(go: Any) -> None:
 def test_typed_back_is_not_silent(go: Any) -> None:
     message, _ = go(actions.ActionBack(), tracker("/back", "back"))
     assert message["custom"]["answer_id"] == "fallback"
+
+
+def test_a_question_for_the_references_gets_the_finer_answer(go: Any) -> None:
+    message, events = go(actions.ActionAnswer(), tracker("what are your references?", "about_source"))
+    assert message["custom"]["answer_id"] == "about_source.references"
+    assert SlotSet("last_topic", "about_source.references") in events
+
+
+@pytest.mark.parametrize("last_topic", ["about_source", "about_source.references"])
+def test_tell_me_more_about_the_source_lists_the_references(go: Any, last_topic: str) -> None:
+    message, _ = go(actions.ActionAnswer(), tracker("tell me more", "tell_me_more", last_topic=last_topic))
+    assert message["custom"]["answer_id"] == "about_source.references"
+    assert message["custom"]["kind"] == "knowledge"

@@ -10,7 +10,9 @@ import pytest
 import spacy
 from spacy.language import Language
 
-from omt.contract import KNOWLEDGE_IDS
+from omt import replies
+from omt.contract import KNOWLEDGE_IDS, parent_id
+from omt.grounding import gap_problems, grounding_problems, qualified_words
 from omt.knowledge import KNOWLEDGE_DIR, Knowledge, KnowledgeError, fold, load
 from omt.nlp_build import make_pipeline
 
@@ -27,23 +29,7 @@ def nlp(knowledge: Knowledge) -> Language:
 
 
 def _texts(knowledge: Knowledge) -> list[tuple[str, str, tuple[str, ...]]]:
-    return [(e.answer_id, t, e.quotes) for e in knowledge.entries.values() for t in (e.answer, e.sms)]
-
-
-def _content_words(nlp: Language, text: str) -> set[str]:
-    """Nouns, verbs, adjectives and numbers, near enough without a tagger: non-stop words."""
-    return {
-        tok.lemma_.casefold()
-        for tok in nlp(fold(text).casefold())
-        if (tok.is_alpha or tok.like_num) and not tok.is_stop and len(tok.text) > 1
-    }
-
-
-def _quote_words(nlp: Language, quotes: tuple[str, ...]) -> set[str]:
-    words: set[str] = set()
-    for tok in nlp(fold(" ".join(quotes)).casefold()):
-        words |= {tok.lemma_.casefold(), tok.lower_}
-    return words
+    return [(e.answer_id, t, e.quotes) for e in knowledge.all_entries() for t in (e.answer, e.sms)]
 
 
 def test_every_contract_knowledge_id_has_an_entry(knowledge: Knowledge) -> None:
@@ -58,9 +44,64 @@ def test_every_quote_is_verbatim_in_the_article(knowledge: Knowledge) -> None:
 
 
 def test_answers_say_nothing_their_quotes_do_not(knowledge: Knowledge, nlp: Language) -> None:
+    """Words, and the hedges, negations and framing around them, are the quotes' own."""
     for answer_id, text, quotes in _texts(knowledge):
-        extra = _content_words(nlp, text) - _quote_words(nlp, quotes) - knowledge.allowed_words
-        assert not extra, f"{answer_id}: words not in its quotes: {sorted(extra)}"
+        problems = grounding_problems(nlp, text, quotes, knowledge.allowed_words)
+        assert not problems, f"{answer_id}: {problems}\n{text}"
+
+
+def test_gaps_make_no_claim_of_their_own(knowledge: Knowledge, nlp: Language) -> None:
+    article = knowledge.source.article_text
+    words = knowledge.gap_words | knowledge.allowed_words
+    for entry in knowledge.all_entries():
+        if entry.gap:
+            assert not gap_problems(nlp, entry.gap, article, knowledge.gap_opening, words), entry.answer_id
+
+
+# Mutations of real answers: a hedge removed, a negation flipped or added, a quantifier
+# or comparative changed, a finding's framing dropped. The grounding check must fail
+# on each (spaCy's stop words include every one of these qualifiers).
+MUTATIONS = [
+    ("migraine", "answer", "OMT may also ease migraines", "OMT also eases migraines"),
+    ("what_it_treats", "answer", "DOs often use OMT", "DOs use OMT"),
+    ("bone_joint_conditions", "answer", "may need a gentler form", "will need a gentler form"),
+    ("who_can_get", "sms", "Your doctor may adjust it", "Your doctor adjusts it"),
+    ("other_treatments", "sms", "Many DOs use OMT", "DOs use OMT"),
+    ("who_can_get", "answer", "just about any condition", "any condition"),
+    ("how_it_feels", "answer", "It should not hurt.", "It should hurt."),
+    ("how_it_feels", "answer", "It should not hurt.", "It will never hurt."),
+    ("low_back_pain", "answer", "who got OMT needed fewer", "who got OMT did not need fewer"),
+    ("low_back_pain", "answer", "needed fewer painkillers", "needed more painkillers"),
+    ("do_training", "answer", "Many use it", "All use it"),
+    ("what_is_omt", "answer", "This is to correct", "This can correct"),
+    ("what_is_omt", "sms", "DOs are trained to use their hands", "DOs use their hands"),
+    ("how_it_works", "sms", "A key idea of osteopathic medicine: tightness", "Tightness"),
+    ("pregnancy", "sms", "one study concluded OMT was", "OMT is"),
+]
+
+
+@pytest.mark.parametrize(("answer_id", "field_name", "old", "new"), MUTATIONS)
+def test_grounding_fails_when_a_hedge_or_negation_changes(
+    knowledge: Knowledge, nlp: Language, answer_id: str, field_name: str, old: str, new: str
+) -> None:
+    entry = knowledge.entry(answer_id)
+    text = getattr(entry, field_name)
+    assert old in text, "the mutation must apply to the real answer"
+    assert not grounding_problems(nlp, text, entry.quotes, knowledge.allowed_words)
+    assert grounding_problems(nlp, text.replace(old, new), entry.quotes, knowledge.allowed_words)
+
+
+def test_qualifiers_attach_to_their_words(nlp: Language) -> None:
+    words = {w.lower: w.qualifiers for w in qualified_words(nlp, "Many needed fewer painkillers and days off.")}
+    assert words == {"needed": {"many"}, "painkillers": {"few"}, "days": {"few"}}
+    words = {w.lower: w.qualifiers for w in qualified_words(nlp, "It shouldn't hurt; you didn't.", ["omt"])}
+    assert words == {"hurt": {"should", "not"}}
+
+
+def test_a_gap_must_say_it_is_a_gap_in_the_articles_words(knowledge: Knowledge, nlp: Language) -> None:
+    article = knowledge.source.article_text
+    assert gap_problems(nlp, "OMT should not be used in the first trimester.", article, knowledge.gap_opening)
+    assert gap_problems(nlp, "The article does not cover asthma.", article, knowledge.gap_opening, ["cover"])
 
 
 def test_allow_list_stays_small(knowledge: Knowledge) -> None:
@@ -86,19 +127,59 @@ def test_named_conditions_and_populations_are_the_articles(knowledge: Knowledge,
 
 
 def test_the_empty_conditions_list_stays_empty(knowledge: Knowledge) -> None:
-    """ "OMT can also treat other conditions, such as:" lists nothing; neither do we."""
+    """ "OMT can also treat other conditions, such as:" lists nothing; we say so, and fill in nothing."""
     entry = knowledge.entries["what_it_treats"]
-    assert "does not name them" in entry.answer
+    assert entry.gap, "what_it_treats says the article names no other conditions"
+    for verbatim in (False, True):
+        paragraphs = replies.knowledge_reply(knowledge, "what_it_treats", verbatim=verbatim).text.split("\n\n")
+        assert paragraphs[1] == entry.gap, "the gap follows the answer, and the article's own words"
     service_texts = " ".join(r.text for r in knowledge.replies.values()).casefold()
     for condition in NOT_IN_ARTICLE:
         assert condition not in service_texts
+        assert condition not in entry.gap.casefold()
+
+
+@pytest.mark.parametrize("answer_id", ["who_can_get", "pregnancy", "what_it_treats", "about_source.references"])
+def test_topics_say_what_the_article_does_not_cover(knowledge: Knowledge, answer_id: str) -> None:
+    entry = knowledge.entry(answer_id)
+    assert entry.gap.startswith(knowledge.gap_opening)
+    assert entry.gap in replies.knowledge_reply(knowledge, answer_id).text
+
+
+def test_references_are_the_articles_reference_list(knowledge: Knowledge) -> None:
+    """about_source.references quotes every line of the article's reference list, in order."""
+    article = knowledge.source.article_text
+    listed = article[article.index(knowledge.source.collection) : article.index("©")]
+    lines = [fold(line) for line in listed.splitlines() if line.strip()]
+    entry = knowledge.entry("about_source.references")
+    assert [fold(q) for q in entry.quotes] == lines
+    assert parent_id(entry.answer_id) == "about_source"
+    assert knowledge.entries["about_source"].more == entry.answer_id
+
+
+@pytest.mark.parametrize(
+    ("question", "answer_id"),
+    [("what are your references", "about_source.references"), ("where is this from", "about_source")],
+)
+def test_a_question_can_ask_for_the_finer_answer(knowledge: Knowledge, question: str, answer_id: str) -> None:
+    reply = replies.knowledge_reply(knowledge, "about_source", question=question)
+    assert reply.answer_id == answer_id
+    assert reply.custom()["citation"]["quotes"] == list(knowledge.entry(answer_id).quotes)
+
+
+def test_tell_me_more_about_the_source_gives_the_references(knowledge: Knowledge) -> None:
+    reply = replies.knowledge_reply(knowledge, "about_source", verbatim=True)
+    assert reply.answer_id == "about_source.references"
+    again = replies.knowledge_reply(knowledge, "about_source.references", verbatim=True)
+    assert again.answer_id == "about_source.references" and knowledge.has_entry(again.answer_id)
 
 
 def test_answers_are_short(knowledge: Knowledge) -> None:
-    for entry in knowledge.entries.values():
-        assert len(entry.answer.split()) <= 60, entry.answer_id
+    for entry in knowledge.all_entries():
+        if entry.answer_id in knowledge.entries:  # a finer list (the references) is as long as the article's
+            assert len(entry.answer.split()) <= 60, entry.answer_id
         assert len(entry.sms) <= 200, entry.answer_id
-        assert entry.sms.isascii(), entry.answer_id
+        assert entry.sms.isascii() and entry.gap.isascii(), entry.answer_id
 
 
 # --- the loader fails loudly -------------------------------------------------------
@@ -124,6 +205,10 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("  muscle_energy:\n    title: Muscle energy technique\n", "  muscle_energy:\n", "missing field 'title'"),
         ("  fascia:\n", "  bogus_topic:\n", "not a knowledge answer_id"),
         ("    related: [myofascial_release, techniques]", "    related: [nope]", "not a knowledge id"),
+        ("gap: The article does not say when", "gap: We do not know when", "gap must open with"),
+        ("    more: references\n", "    more: nothing\n", "not one of its finer answers"),
+        ("      about_source.references:\n", "      about_source_references:\n", "is not named about_source.<sub>"),
+        ('"Hensel, K. American Journal', '"Hensel, K. The American Journal', "not verbatim"),
     ],
 )
 def test_loader_rejects_bad_files(broken_dir: Path, old: str, new: str, message: str) -> None:

@@ -2,12 +2,15 @@
 
 The stack tests send a canary patient's identifiers on every channel and then look for
 them where they must not be: the tracker store's events table, the stack's logs (at the
-production log level, INFO) and the provenance log.
+production log level, INFO) and the provenance log. Names are found after a cue ("I'm
+Jane Doe", "my son Tom", "thanks, Jane"): tests/fixtures/name_phrasings.yml must lose
+every name, tests/fixtures/name_lookalikes.txt ("I'm Pregnant", "call me back") nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sqlite3
@@ -35,6 +38,7 @@ from omt.redacting_store import (
     redacted_tracker,
 )
 from omt.redaction import REDACTION_FILE, load_rules, redact, redact_user_event, redact_value
+from omt.redaction_report import ORDINARY, NamePhrasing, name_phrasings, name_rules, ordinary_messages
 from omt.stack import Stack, running_stack
 from tests.test_channel_sms import text as sms_text
 from tests.test_forget import wait_until
@@ -52,9 +56,12 @@ ADDRESS = "42 Larkspur Lane"
 CANARY = (
     f"Hi, I'm {NAME}, born {DOB}. Call me on {PHONE} or email {EMAIL}. My {MRN}, I live at {ADDRESS}. Does OMT hurt?"
 )
-# What must never be stored: each identifier in the forms it could take (the name cannot
-# be detected). Nothing as short as "1961": event timestamps and ids hold such digit runs.
+# What must never be stored: each identifier in the forms it could take. Nothing as short
+# as "1961": event timestamps and ids hold such digit runs.
 STORED_NEVER = (
+    NAME,
+    "Zebulon",
+    "Quartz",
     DOB,
     PHONE,
     "555 010 7788",
@@ -66,7 +73,8 @@ STORED_NEVER = (
     ADDRESS,
     "Larkspur",
 )
-LOGGED_NEVER = (*STORED_NEVER, NAME, "Zebulon", "Quartz")
+LOGGED_NEVER = STORED_NEVER
+PHRASINGS = name_phrasings()
 
 
 # ---- the patterns ------------------------------------------------------------------
@@ -152,9 +160,9 @@ def test_the_canary_keeps_only_what_is_not_an_identifier() -> None:
     out = redact(CANARY)
     assert not [s for s in STORED_NEVER if s in out], out
     assert out == (
-        f"Hi, I'm {NAME}, born [date]. Call me on [phone] or email [email]. My MRN [record number], "
+        "Hi, I'm [name], born [date]. Call me on [phone] or email [email]. My MRN [record number], "
         "I live at [address]. Does OMT hurt?"
-    ), "names are not detectable: they stay; everything else keeps its wording"
+    ), "every identifier replaced by its label; everything else keeps its wording"
 
 
 def _corpus() -> list[str]:
@@ -189,24 +197,70 @@ def test_no_false_positives_in_our_own_questions_and_training_data() -> None:
     assert changed == {}
 
 
+@pytest.mark.parametrize("phrasing", PHRASINGS, ids=lambda p: p.text[:40])
+def test_a_name_given_after_a_cue_is_redacted(phrasing: NamePhrasing) -> None:
+    out = redact(phrasing.text)
+    assert phrasing.kept(out) == [], out
+    assert "[name]" in out
+
+
+def test_false_name_redactions_are_counted_and_at_most_one_percent() -> None:
+    """Ordinary messages (NLU data, question fixtures, cue look-alikes) keep every word."""
+    rules = name_rules()
+    ordinary = [text for path in ORDINARY for text in ordinary_messages(path)]
+    lookalikes = ordinary_messages(FIXTURES / "name_lookalikes.txt")
+    assert len(PHRASINGS) >= 50 and len(ordinary) >= 200 and len(lookalikes) >= 100
+    false = [text for text in ordinary if redact(text, rules) != text]
+    assert len(false) <= 0.01 * len(ordinary), false
+    assert [text for text in lookalikes if redact(text, rules) != text] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my name is jane and I have back pain", "my name is [name] and I have back pain"),
+        ("I'm Jane Doe, is OMT safe?", "I'm [name], is OMT safe?"),
+        ("My wife, Ingrid Solberg, is pregnant", "My wife, [name], is pregnant"),
+        ("does it hurt? - Jane", "does it hurt? - [name]"),
+        ("this is Dr. Imelda Vasquez", "this is Dr. [name]"),
+    ],
+)
+def test_the_cue_stays_and_only_the_name_goes(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_a_word_list_may_use_a_list_defined_above_it(tmp_path: Path) -> None:
+    raw = yaml.safe_load(REDACTION_FILE.read_text())
+    raw["words"] = {"first": "alpha beta", "both": "{{first}}|gamma"}
+    raw["rules"] = [{"name": "greek", "label": "[greek]", "pattern": r"\b(?:{{both}})\b", "redacts": ["gamma"]}]
+    raw["keeps"] = ["delta"]
+    path = tmp_path / "redaction.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert redact("alpha, gamma and delta", load_rules(path)) == "[greek], [greek] and delta"
+    raw["words"] = {"both": "{{later}}", "later": "x"}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(KnowledgeError, match="unknown word list"):
+        load_rules(path)
+
+
 def test_the_rule_file_checks_its_own_examples(tmp_path: Path) -> None:
     rules = load_rules()
-    assert {rule.label for rule in rules} == {"[email]", "[record number]", "[date]", "[phone]", "[address]"}
+    assert {rule.label for rule in rules} == {"[email]", "[record number]", "[date]", "[phone]", "[address]", "[name]"}
     raw = yaml.safe_load(REDACTION_FILE.read_text())
     broken = tmp_path / "redaction.yml"
     raw["keeps"].append("call me on 555 010 7788")
-    broken.write_text(yaml.safe_dump(raw))
+    broken.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(KnowledgeError, match="keeps: 'call me on 555 010 7788' became"):
         load_rules(broken)
     raw = yaml.safe_load(REDACTION_FILE.read_text())
     raw["rules"][0]["redacts"].append("not an email")
-    broken.write_text(yaml.safe_dump(raw))
+    broken.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(KnowledgeError, match="does not redact its example 'not an email'"):
         load_rules(broken)
     for bad, message in (("{{nope}}", "unknown word list"), ("(", "bad pattern")):
         raw = yaml.safe_load(REDACTION_FILE.read_text())
         raw["rules"][0]["pattern"] = bad
-        broken.write_text(yaml.safe_dump(raw))
+        broken.write_text(yaml.safe_dump(raw, sort_keys=False))
         with pytest.raises(KnowledgeError, match=message):
             load_rules(broken)
 
@@ -292,6 +346,25 @@ def test_the_wrapper_stores_redacted_events_in_rasas_sql_store(tmp_path: Path) -
     assert restored.latest_message.text == "and my email is [email]"
     with sqlite3.connect(db) as conn:  # write-ahead log: a commit does not sync the file
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_every_name_phrasing_is_stored_without_its_names(tmp_path: Path) -> None:
+    """Through the redacting store into Rasa's SQLite store: no phrasing's name reaches the table."""
+    db = tmp_path / "tracker.db"
+    store = _sqlite_store(db)
+    store.domain = Domain.empty()
+    for i, phrasing in enumerate(PHRASINGS):
+        tracker = _tracker(f"name-{i}", phrasing.text)
+        asyncio.run(store.save(tracker))
+        assert tracker.latest_message is not None and tracker.latest_message.text == phrasing.text, "turn: raw"
+    kept = {}
+    for i, phrasing in enumerate(PHRASINGS):
+        stored = [json.loads(data) for _, data in _rows(db, f"name-{i}")]
+        texts = " ".join(e.get("text") or "" for e in stored if e["event"] == "user")
+        assert "[name]" in texts
+        if phrasing.kept(texts):
+            kept[phrasing.text] = texts
+    assert len(PHRASINGS) >= 50 and kept == {}
 
 
 def test_delete_erases_one_sender_and_is_idempotent(tmp_path: Path) -> None:
@@ -424,11 +497,38 @@ def test_stored_events_hold_no_canary_identifiers(stack: Stack) -> None:
 @pytest.mark.stack
 def test_the_screener_still_reads_the_raw_text(stack: Stack, knowledge: Knowledge) -> None:
     sender = f"test-{uuid.uuid4().hex}"
-    replies = post(stack.rest_url, sender, f"I have crushing chest pain, call {PHONE}")
+    replies = post(stack.rest_url, sender, f"This is {NAME}, I have crushing chest pain, call {PHONE}")
     assert contract_faults(replies, knowledge) == ("emergency", [])
     with sqlite3.connect(stack.tracker_db) as db:
         rows = db.execute("SELECT data FROM events WHERE sender_id = ?", (sender,)).fetchall()
-    assert any("I have crushing chest pain, call [phone]" in data for (data,) in rows)
+    assert any("This is [name], I have crushing chest pain, call [phone]" in data for (data,) in rows)
+
+
+# The issue's canary: a name nobody else has, given the ways a patient would give it.
+CANARY_NAME = ("Zebulon", "Quistgaard")
+CANARY_NAME_MESSAGES = (
+    "hi, I'm Zebulon Quistgaard, born 1961-07-04, my MRN 88442211",
+    "my name is zebulon quistgaard, does OMT hurt?",
+    "can my son Zebulon get OMT",
+    "is it safe in pregnancy? thanks, Zebulon Quistgaard",
+    "This is Zebulon, I have crushing chest pain",
+)
+
+
+@pytest.mark.stack
+def test_a_canary_name_leaves_no_trace_in_the_sqlite_store(stack: Stack, knowledge: Knowledge) -> None:
+    sender = f"test-{uuid.uuid4().hex}"
+    answers = [contract_faults(post(stack.rest_url, sender, text), knowledge) for text in CANARY_NAME_MESSAGES]
+    assert all(faults == [] for _, faults in answers), answers
+    assert answers[-1][0] == "emergency", "the screener read the raw text, name and all"
+    with sqlite3.connect(stack.tracker_db) as db:
+        rows = db.execute("SELECT data FROM events WHERE sender_id = ?", (sender,)).fetchall()
+        db.execute("PRAGMA wal_checkpoint(FULL)")
+    user_texts = [e["text"] for e in (json.loads(d) for (d,) in rows) if e["event"] == "user"]
+    assert len(user_texts) == len(CANARY_NAME_MESSAGES) and all("[name]" in t for t in user_texts), user_texts
+    files = [p for p in stack.tracker_db.parent.glob(stack.tracker_db.name + "*") if p.is_file()]
+    raw = b"".join(p.read_bytes() for p in files).lower()
+    assert files and [n for n in CANARY_NAME if n.lower().encode() in raw] == [], "the name is in the database files"
 
 
 @pytest.fixture(scope="module")
@@ -455,3 +555,47 @@ def test_no_canary_in_logs_or_store_after_every_channel(production_stack: Stack)
     assert [s for s in LOGGED_NEVER if s in logs] == [], "patient text in the stack's logs"
     assert [s for s in LOGGED_NEVER if s in provenance] == [], "patient text in the provenance log"
     assert [s for s in STORED_NEVER if s in _events_dump(stack)] == [], "identifiers in the tracker store"
+
+
+# ---- names: ordinary words and capitalisation (omt/lexicon.py) ----------------------
+
+
+def test_english_words_tell_ordinary_words_from_names() -> None:
+    from omt.lexicon import all_english
+
+    assert all_english("Retired") and all_english("Pretty Sure") and all_english("Amazing")
+    assert not all_english("Keisha") and not all_english("Jane Doe"), "one unknown word: a name"
+    assert not all_english("")
+
+
+@pytest.mark.parametrize(
+    ("text", "sentence_case"),
+    [
+        ("can my son Tom get OMT", True),
+        ("This Is Ridiculous", False),
+        ("I'm Retired", False),  # nothing to judge by
+        ("My Son Needs Help With His Back", False),
+        ("Hi. I'm Tom, does OMT hurt? It might.", True),
+    ],
+)
+def test_the_message_capitalisation_decides_for_names_that_are_words(text: str, sentence_case: bool) -> None:
+    from omt.lexicon import writes_in_sentence_case
+
+    match = re.search(r"(?:my son|I'm|This Is) \w+", text, re.IGNORECASE)
+    assert match is not None
+    assert writes_in_sentence_case(text, match.span()) is sentence_case
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("can my son Tom get OMT", "can my son [name] get OMT"),
+        ("I'm Grace and my back hurts", "I'm [name] and my back hurts"),
+        ("I'm Retired", "I'm Retired"),
+        ("I'm Grace", "I'm Grace"),  # an English word with nothing to judge by: kept
+        ("My Son Will Try OMT", "My Son Will Try OMT"),
+        ("Good morning, I'm Bartosz Wiśniewski", "Good morning, I'm [name]"),
+    ],
+)
+def test_a_capitalised_english_word_is_a_name_only_in_a_sentence_case_message(text: str, expected: str) -> None:
+    assert redact(text) == expected

@@ -20,13 +20,13 @@ from omt.render.sms import (
     compose_sms,
     gsm7_length,
     load_sms_texts,
+    menu_line,
     render_sms,
     render_text,
     to_gsm7,
 )
 from omt.replies import Reply
 
-SOURCE_SMS = "Source: WebMD, reviewed Nov 2020"
 # Service texts that are not answer ids of their own (the contract's id they are sent with).
 SENT_AS = {**SAFETY_REPLIES, "fallback_handoff": "fallback", "error": "fallback"}
 
@@ -34,6 +34,16 @@ SENT_AS = {**SAFETY_REPLIES, "fallback_handoff": "fallback", "error": "fallback"
 @pytest.fixture(scope="module")
 def texts(knowledge: Knowledge) -> SmsTexts:
     return load_sms_texts(knowledge)
+
+
+@pytest.fixture(scope="module")
+def source_sms(knowledge: Knowledge) -> str:
+    return to_gsm7(knowledge.fill(knowledge.source_line.sms))
+
+
+@pytest.fixture(scope="module")
+def notice_sms(knowledge: Knowledge) -> str:
+    return to_gsm7(knowledge.fill(knowledge.notice.sms))
 
 
 def collected(*turn: Reply) -> list[dict[str, Any]]:
@@ -60,7 +70,7 @@ def assert_one_gsm7_sms(body: str) -> None:
 def all_replies(knowledge: Knowledge) -> list[Reply]:
     """Every reply shape the actions can send, with and without the one-time notice."""
     shapes: list[Reply] = []
-    for topic in knowledge.entries:
+    for topic in [*knowledge.entries, *knowledge.finer]:
         shapes.append(replies.knowledge_reply(knowledge, topic))
         shapes.append(replies.knowledge_reply(knowledge, topic, verbatim=True))
         shapes.append(replies.knowledge_reply(knowledge, topic, mentioned=replies.CAVEAT_TOPICS))
@@ -77,22 +87,60 @@ def test_every_reply_fits_one_gsm7_sms(knowledge: Knowledge, texts: SmsTexts) ->
         assert_one_gsm7_sms(sms(knowledge, texts, reply))
 
 
-@pytest.mark.parametrize("topic", ["what_is_omt", "techniques", "pregnancy", "about_source"])
+def test_the_first_turn_notice_is_never_dropped(knowledge: Knowledge, texts: SmsTexts, notice_sms: str) -> None:
+    """The answer gives way to the notice (it is shortened, not the notice)."""
+    for reply in all_replies(knowledge):
+        if reply.notice:
+            assert sms(knowledge, texts, reply).startswith(notice_sms + "\n"), reply.answer_id
+
+
+def test_the_source_line_names_the_reviewer(knowledge: Knowledge, source_sms: str) -> None:
+    assert knowledge.source.reviewed_by in source_sms and knowledge.source.publisher in source_sms
+    assert gsm7_length(source_sms) <= SMS_BUDGET // 4, "room is left for the answer"
+
+
+@pytest.mark.parametrize("topic", ["what_is_omt", "techniques", "pregnancy", "about_source", "about_source.references"])
 def test_knowledge_answer_is_the_short_form_with_a_compact_citation(
-    knowledge: Knowledge, texts: SmsTexts, topic: str
+    knowledge: Knowledge, texts: SmsTexts, topic: str, source_sms: str
 ) -> None:
-    body = sms(knowledge, texts, replies.with_notice(knowledge, replies.knowledge_reply(knowledge, topic)))
+    body = sms(knowledge, texts, replies.knowledge_reply(knowledge, topic))
     lines = body.split("\n")
-    assert to_gsm7(knowledge.entries[topic].sms) in lines
-    assert SOURCE_SMS in lines
-    assert (
-        knowledge.entries[topic].answer not in body or knowledge.entries[topic].answer == knowledge.entries[topic].sms
-    )
+    entry = knowledge.entry(topic)
+    assert to_gsm7(entry.sms) in lines
+    assert source_sms in lines
+    assert entry.answer not in body or entry.answer == entry.sms
     assert "answer_id" not in body and "{" not in body, "the contract's payload is never shown"
 
 
+def test_gaps_are_kept_whole(knowledge: Knowledge, texts: SmsTexts) -> None:
+    """What the article does not cover is never cut, with or without the notice."""
+    for entry in knowledge.all_entries():
+        if entry.gap:
+            for verbatim in (False, True):
+                reply = replies.knowledge_reply(knowledge, entry.answer_id, verbatim=verbatim)
+                for shape in (reply, replies.with_notice(knowledge, reply)):
+                    assert to_gsm7(entry.gap) in sms(knowledge, texts, shape).split("\n"), entry.answer_id
+
+
+def test_personal_advice_and_fallback_end_with_the_urgent_line(
+    knowledge: Knowledge, texts: SmsTexts, notice_sms: str
+) -> None:
+    urgent = to_gsm7(knowledge.fill(knowledge.urgent.sms))
+    shapes = [
+        replies.personal_advice_reply(knowledge, None),
+        replies.fallback_reply(knowledge, ["migraine", "pregnancy"], 1),
+        replies.fallback_reply(knowledge, ["migraine"], 2),
+    ]
+    for reply in shapes:
+        assert reply.text.endswith("\n\n" + knowledge.fill(knowledge.urgent.text)), reply.answer_id
+        body = sms(knowledge, texts, reply)
+        assert urgent in body.split("\n"), body
+        first = sms(knowledge, texts, replies.with_notice(knowledge, reply))
+        assert first.startswith(notice_sms) and urgent not in first, "the notice already says to call 911"
+
+
 def test_every_entry_and_service_text_has_a_short_form_that_is_used(knowledge: Knowledge, texts: SmsTexts) -> None:
-    for entry in knowledge.entries.values():
+    for entry in knowledge.all_entries():
         body = sms(knowledge, texts, replies.knowledge_reply(knowledge, entry.answer_id))
         assert to_gsm7(entry.sms) in body
     for name, spec in knowledge.replies.items():
@@ -108,24 +156,28 @@ def test_buttons_become_a_numbered_list_in_the_same_sms(knowledge: Knowledge, te
     )
 
 
-def test_over_budget_drops_buttons_from_the_end_first(knowledge: Knowledge, texts: SmsTexts) -> None:
+def test_over_budget_drops_buttons_from_the_end_first(knowledge: Knowledge, texts: SmsTexts, notice_sms: str) -> None:
     reply = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "techniques"))
     body = sms(knowledge, texts, reply)
-    assert body.startswith(to_gsm7(knowledge.fill(knowledge.notice.sms)))
-    assert "Reply 1 for Soft tissue technique" in body
-    assert "4 for Cranial technique" not in body
-    assert compose_sms(collected(reply), knowledge, texts).buttons_shown == 2, "a reply of 3 or 4 picks nothing"
+    assert body.startswith(notice_sms)
+    shown = compose_sms(collected(reply), knowledge, texts).buttons_shown
+    assert 0 < shown < len(reply.buttons), "the notice leaves room for some buttons, not all"
+    assert body.split("\n")[-1] == menu_line([b.title for b in reply.buttons[:shown]], texts)
 
 
-def test_then_the_notice_then_shortening_but_never_the_citation(knowledge: Knowledge, texts: SmsTexts) -> None:
+def test_then_shortening_but_never_the_notice_or_the_citation(
+    knowledge: Knowledge, texts: SmsTexts, notice_sms: str, source_sms: str
+) -> None:
     reply = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "techniques"))
-    body = sms(knowledge, texts, reply, budget=160)
-    assert "Reply" not in body and "Automated assistant" not in body
-    assert body.split("\n") == [to_gsm7(knowledge.entries["techniques"].sms), SOURCE_SMS]
+    body = sms(knowledge, texts, reply, budget=200)
+    assert gsm7_length(body) <= 200
+    lines = body.split("\n")
+    assert lines[0] == notice_sms and lines[-1] == source_sms and "Reply" not in body
+    assert to_gsm7(knowledge.entries["techniques"].sms).startswith(lines[1]), "the answer is shortened"
     long = replies.knowledge_reply(knowledge, "techniques", verbatim=True)
     short = sms(knowledge, texts, long, budget=120)
     assert gsm7_length(short) <= 120
-    assert short.split("\n")[-1] == SOURCE_SMS
+    assert short.split("\n")[-1] == source_sms
     assert short.startswith('"The practice includes 40 different techniques')
 
 

@@ -42,7 +42,11 @@ _ASCII_FOLD = str.maketrans(
 )
 _SENTENCE_END = re.compile(r"[.!?][\"')]*\s")
 
-Role = Literal["emergency", "notice", "citation", "body"]
+# What a line is decides what may be cut or dropped to fit: emergency, notice and urgent
+# lines never; a citation or a gap line is never cut, and dropped only when no answer is
+# left; a body line is cut, then dropped.
+Role = Literal["emergency", "notice", "urgent", "citation", "gap", "body"]
+_KEPT: frozenset[Role] = frozenset({"emergency", "notice", "urgent"})
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,8 @@ def _key(paragraph: str) -> str:
 
 def sms_forms(knowledge: Knowledge) -> dict[str, str]:
     """{chat paragraph: its SMS form} for every text the knowledge puts into a chat reply."""
-    forms = {_key(entry.answer): entry.sms for entry in knowledge.entries.values()}
-    for reply in (*knowledge.replies.values(), knowledge.notice, knowledge.source_line):
+    forms = {_key(entry.answer): entry.sms for entry in knowledge.all_entries()}
+    for reply in (*knowledge.replies.values(), knowledge.notice, knowledge.source_line, knowledge.urgent):
         forms[_key(knowledge.fill(reply.text))] = knowledge.fill(reply.sms)
     return forms
 
@@ -117,7 +121,9 @@ def _roles(knowledge: Knowledge) -> dict[str, Role]:
     roles: dict[str, Role] = {
         _key(knowledge.fill(knowledge.replies[name].text)): "emergency" for name in SAFETY_REPLIES
     }
+    roles |= {_key(entry.gap): "gap" for entry in knowledge.all_entries() if entry.gap}
     roles[_key(knowledge.fill(knowledge.notice.text))] = "notice"
+    roles[_key(knowledge.fill(knowledge.urgent.text))] = "urgent"
     roles[_key(knowledge.fill(knowledge.source_line.text))] = "citation"
     return roles
 
@@ -191,16 +197,19 @@ def _cap(parts: Sequence[_Part], budget: int) -> int:
 
 
 def _shorten_once(parts: list[_Part], budget: int) -> list[_Part] | None:
-    """One step towards the budget, gentlest first; None when only safety text is left.
+    """One step towards the budget, gentlest first; None when only kept text is left.
 
     Whole sentences go first (from the longest line); then every body line is cut to one
-    common length, so no line is cut to nothing; then a body line goes. Emergency lines
-    are never touched; a citation line is never cut, only dropped with its answer.
+    common length, so no line is cut to nothing; then a body line goes. Emergency, notice
+    and urgent lines are never touched; gap and citation lines are never cut, and go
+    (gaps first) only once no answer is left.
     """
     bodies = [i for i, p in enumerate(parts) if p.role == "body"]
     if not bodies:
-        others = [i for i, p in enumerate(parts) if p.role != "emergency"]
-        return parts[: others[-1]] + parts[others[-1] + 1 :] if others else None
+        droppable = [i for i, p in enumerate(parts) if p.role == "gap"] or [
+            i for i, p in enumerate(parts) if p.role not in _KEPT
+        ]
+        return parts[: droppable[-1]] + parts[droppable[-1] + 1 :] if droppable else None
     multi = [(gsm7_length(parts[i].text), i) for i in bodies if _without_last_sentence(parts[i].text)]
     if multi:
         index = max(multi)[1]
@@ -216,15 +225,16 @@ def _shorten_once(parts: list[_Part], budget: int) -> list[_Part] | None:
 
 
 def _fit(parts: list[_Part], menus: Sequence[str], budget: int) -> Sms:
-    """Within budget: fewer buttons, then no notice, then shorter text; never cut safety or citation.
+    """Within budget: fewer buttons, then shorter text; the notice is never dropped.
 
-    `menus[n]` is the numbered list of the first n buttons.
+    The first-turn notice says what the assistant is and what to do in an emergency, so
+    the answer gives way to it (shortened here, not split: one SMS arrives whole and in
+    order). `menus[n]` is the numbered list of the first n buttons.
     """
     for shown in range(len(menus) - 1, -1, -1):
         body = _join(parts, menus[shown])
         if gsm7_length(body) <= budget:
             return Sms(body, shown)
-    parts = [p for p in parts if p.role != "notice"]
     while gsm7_length(_join(parts)) > budget:
         shorter = _shorten_once(parts, budget)
         if shorter is None:
@@ -254,6 +264,12 @@ def compose_sms(
         for answer in answers
         for p in answer.paragraphs
     ]
+    # Said once: the notice already says to call 911, and an emergency line says that and
+    # what the assistant is (the notice's job).
+    if any(p.role == "emergency" for p in parts):
+        parts = [p for p in parts if p.role not in ("notice", "urgent")]
+    elif any(p.role == "notice" for p in parts):
+        parts = [p for p in parts if p.role != "urgent"]
     titles = [to_gsm7(t) for t in next((a.titles for a in reversed(answers) if a.titles), ())]
     return _fit(parts, [menu_line(titles[:shown], texts) for shown in range(len(titles) + 1)], budget)
 
