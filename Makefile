@@ -26,7 +26,7 @@ export TRACKER_DB ?= .data/tracker.db
 export TRACKER_DB_URL ?=
 export LOCK_STORE_URL ?=
 
-TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/rules.yml data/stories.yml \
+TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml data/nlu.yml data/nlu_past_events.yml data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
 
 .PHONY: bench-nlu bench-core bench load thresholds screen-report redaction-report typos leaks
@@ -116,8 +116,8 @@ bench-core: $(MODEL) ## Single-user figures: train from scratch, start-up, memor
 bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook vs /model/parse, 1/8/32 users, turn 1 vs 100, cluster, `rasa init` bot (reports/bench.json, .png; BENCH_ARGS=--quick)
 	$(PY) -m omt.bench $(BENCH_ARGS)
 
-screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files), recall, speed
-	$(PY) -m omt.screen_report --ordinary data/nlu.yml tests/fixtures/ordinary_questions.txt $(ORDINARY)
+screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files or dirs; default ../shared/eval), recall per category, blind set, speed; SCREEN_ARGS=--medspacy adds ConText
+	$(PY) -m omt.screen_report --ordinary data/nlu.yml data/nlu_past_events.yml tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval)) $(SCREEN_ARGS)
 
 redaction-report: $(VENV)/.installed build-nlp ## Names kept out of the store: our cue rules vs Presidio's recognizers (recall, false redactions, µs/message)
 	$(PY) -m omt.redaction_report

@@ -16,7 +16,7 @@ import html
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
@@ -25,12 +25,23 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Lexicon", "LexiconError", "RedFlag", "default_lexicon", "load_lexicon", "normalise", "screen"]
+__all__ = [
+    "Lexicon",
+    "LexiconError",
+    "RedFlag",
+    "default_lexicon",
+    "load_lexicon",
+    "normalise",
+    "screen",
+    "screen_with",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "knowledge" / "red_flags.yml"
-REPLIES = frozenset({"emergency", "crisis"})
+REPLIES = frozenset({"emergency", "crisis"})  # a category's reply in the lexicon
+AFTER_TREATMENT = "after_treatment"  # RedFlag.reply for a non-crisis hit after an OMT treatment
+KINDS = ("strong", "weak", "after_treatment")  # pattern kinds, see the lexicon's header
 NUM = "<num>"
 MAX_GAP = 9
 FUZZY_MIN = 5  # lexicon words shorter than this never match with a typo
@@ -48,7 +59,7 @@ class RedFlag:
     """A screening hit: which category fired and which emergency reply to send."""
 
     category: str  # e.g. "chest_pain"
-    reply: str  # "emergency" or "crisis"
+    reply: str  # "emergency", "crisis" or "after_treatment" (the reply key; see the lexicon's header)
     matched: str  # matched span of normalised text (tests/debugging only, never log it)
 
 
@@ -65,13 +76,19 @@ class _Element:
 
 
 Part = tuple[_Element, ...]
+Judge = Callable[["_Scan", "_Pattern", Sequence[int]], bool]
+SHORT_CLAUSE = 4  # a clause this short beside the hit may date it ("last year, I had a stroke")
 
 
 @dataclass(frozen=True)
 class _Pattern:
     source: str
     parts: tuple[Part, ...]  # parts[0] gives the span; the others must match in the sentence
-    weak: bool
+    kind: str  # one of KINDS
+
+    @property
+    def weak(self) -> bool:
+        return self.kind == "weak"
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ class _Category:
     reply: str
     patterns: tuple[_Pattern, ...]
     exclude: tuple[Part, ...]
+    post_treatment: bool  # a warning sign after treatment (counted apart by the screen report)
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,13 @@ class _Context:
     topic: _Phrases
     history: _Phrases
     urgency: _Phrases
+    onset: _Phrases
+    onset_pseudo: _Phrases
+    report_openers: _Phrases
+    hypothetical: _Phrases
+    treatment: tuple[Part, ...]
+    segment_breaks: _Phrases
+    first_person: frozenset[str]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -173,8 +198,22 @@ _NEG_KEYS = {
     "override",
     "revive",
 }
-_CTX_KEYS = {"question_openers", "question_markers", "fillers", "topic_words", "history", "urgency"}
-_CAT_KEYS = {"reply", "strong", "weak", "exclude"}
+_CTX_KEYS = {
+    "question_openers",
+    "question_markers",
+    "fillers",
+    "topic_words",
+    "history",
+    "urgency",
+    "onset",
+    "onset_pseudo",
+    "report_openers",
+    "hypothetical",
+    "treatment",
+    "segment_breaks",
+    "first_person",
+}
+_CAT_KEYS = {"reply", "post_treatment", *KINDS, "exclude"}
 
 
 def _fail(where: str, msg: str) -> LexiconError:
@@ -254,9 +293,9 @@ def _parse_part(text: str, specs: _SpecTable, where: str) -> Part:
     return tuple(elements)
 
 
-def _parse_pattern(text: str, weak: bool, specs: _SpecTable, where: str) -> _Pattern:
+def _parse_pattern(text: str, kind: str, specs: _SpecTable, where: str) -> _Pattern:
     parts = tuple(_parse_part(p, specs, where) for p in text.split(" & "))
-    return _Pattern(text, parts, weak)
+    return _Pattern(text, parts, kind)
 
 
 def _deletions(word: str) -> set[str]:
@@ -315,7 +354,7 @@ def _load_negation(raw: Any) -> _Negation:
     )
 
 
-def _load_context(raw: Any) -> _Context:
+def _load_context(raw: Any, specs: _SpecTable) -> _Context:
     ctx = _mapping(raw, "context", _CTX_KEYS)
 
     def ph(key: str) -> _Phrases:
@@ -328,6 +367,15 @@ def _load_context(raw: Any) -> _Context:
         topic=ph("topic_words"),
         history=ph("history"),
         urgency=ph("urgency"),
+        onset=ph("onset"),
+        onset_pseudo=ph("onset_pseudo"),
+        report_openers=ph("report_openers"),
+        hypothetical=ph("hypothetical"),
+        treatment=tuple(
+            _parse_part(p, specs, "context.treatment") for p in _str_list(ctx.get("treatment"), "context.treatment")
+        ),
+        segment_breaks=ph("segment_breaks"),
+        first_person=frozenset(_str_list(ctx.get("first_person"), "context.first_person")),
     )
 
 
@@ -338,16 +386,19 @@ def _load_category(cid: str, raw: Any, specs: _SpecTable) -> _Category:
     if reply not in REPLIES:
         raise _fail(where, f"reply must be one of {sorted(REPLIES)}, got {reply!r}")
     patterns = tuple(
-        _parse_pattern(p, kind == "weak", specs, f"{where}.{kind}")
-        for kind in ("strong", "weak")
+        _parse_pattern(p, kind, specs, f"{where}.{kind}")
+        for kind in KINDS
         for p in _str_list(cat.get(kind), f"{where}.{kind}")
     )
+    post_treatment = cat.get("post_treatment", False)
+    if not isinstance(post_treatment, bool):
+        raise _fail(where, "post_treatment must be true or false")
     if not patterns:
         raise _fail(where, "no patterns")
     exclude = tuple(
         _parse_part(p, specs, f"{where}.exclude") for p in _str_list(cat.get("exclude"), f"{where}.exclude")
     )
-    return _Category(cid, str(reply), patterns, exclude)
+    return _Category(cid, str(reply), patterns, exclude, post_treatment)
 
 
 def _build_index(categories: Sequence[_Category]) -> dict[int, tuple[tuple[int, int], ...]]:
@@ -383,10 +434,10 @@ def load_lexicon(path: Path | None = None) -> Lexicon:
         raise _fail("categories", "empty")
     categories = tuple(_load_category(cid, body, specs) for cid, body in cats_raw.items())
     rewrites = {tuple(k.split()): v for k, v in _word_map(top.get("rewrites"), "rewrites", _WORDS_RE).items()}
+    context = _load_context(top.get("context"), specs)  # before the vocabulary: its treatment patterns add words
     vocab = _build_vocab(specs, frozenset(_str_list(top.get("not_typos"), "not_typos")))
     shorthand = _word_map(top.get("shorthand"), "shorthand", _SHORT_KEY_RE)
     negation = _load_negation(top.get("negation"))
-    context = _load_context(top.get("context"))
     return Lexicon(
         categories=categories,
         vocab=vocab,
@@ -633,9 +684,10 @@ def _bounds(values: Sequence[int], i: int) -> tuple[int, int]:
 class _Scan:
     """Matching state for one message: the doc plus memoised per-sentence facts."""
 
-    def __init__(self, lex: Lexicon, doc: _Doc) -> None:
+    def __init__(self, lex: Lexicon, doc: _Doc, judge: Judge | None = None) -> None:
         self.lex = lex
         self.doc = doc
+        self.judge = judge
         self._sent_bounds: dict[int, tuple[int, int]] = {}
         self._clause_bounds: dict[int, tuple[int, int]] = {}
         self._memo: dict[tuple[Any, ...], bool] = {}
@@ -788,14 +840,108 @@ class _Scan:
             lo = hi
         return flags
 
-    def excused(self, start: int) -> bool:
-        """A weak hit in a general question about treatment, or about the past."""
+    def marked(self, phrases: _Phrases, lo: int, hi: int) -> bool:
+        """A phrase of ``phrases`` in tokens[lo:hi] that is not inside an ``onset_pseudo`` phrase."""
+        key = ("marked", id(phrases), lo, hi)
+        if key not in self._memo:
+            toks = self.doc.tokens
+            self._memo[key] = any(
+                0 < (n := phrases.length_at(toks, i)) <= hi - i and not self._onset_pseudo(i, i + n - 1)
+                for i in range(lo, hi)
+            )
+        return self._memo[key]
+
+    def _onset_pseudo(self, s: int, e: int) -> bool:
+        pseudo, toks = self.lex.context.onset_pseudo, self.doc.tokens
+        for k in range(max(0, s - 4), e + 1):
+            n = pseudo.length_at(toks, k)
+            if n and k + n > s:
+                return True
+        return False
+
+    def treated_in(self, lo: int, hi: int) -> bool:
+        """Does a clause of tokens[lo:hi] (one sentence) say a treatment came first ("after my OMT")?"""
+        while lo < hi:
+            c_lo, c_hi = self.clause_bounds(lo)
+            if any(self.part_in(part, c_lo, c_hi) for part in self.lex.context.treatment):
+                return True
+            lo = c_hi
+        return False
+
+    def reported(self, lo: int, hi: int) -> bool:
+        """A report opener with a person after it: "is it normal to have numbness in MY groin"."""
+        ctx, toks = self.lex.context, self.doc.tokens
+        for k in range(lo, hi):
+            n = ctx.report_openers.length_at(toks, k)
+            if n and k + n <= hi:
+                first = k if toks[k] in ctx.first_person else k + n - 1
+                if any(toks[j] in ctx.first_person for j in range(first, hi)):
+                    return True
+        return False
+
+    def treated(self) -> bool:
+        """Does any sentence of the message say a treatment came first?"""
+        key = ("treated",)
+        if key not in self._memo:
+            lo, found = 0, False
+            while lo < len(self.doc.tokens) and not found:
+                _, hi = self.sentence_bounds(lo)
+                found = self.treated_in(lo, hi)
+                lo = hi
+            self._memo[key] = found
+        return self._memo[key]
+
+    def _segment(self, i: int) -> tuple[int, int]:
+        """The part of token ``i``'s clause between ``segment_breaks`` ("... ago and now my face ...")."""
+        breaks, toks = self.lex.context.segment_breaks, self.doc.tokens
+        lo, hi = self.clause_bounds(i)
+        seg_lo, seg_hi = lo, hi
+        for k in range(lo, hi):
+            if breaks.length_at(toks, k):
+                if k <= i:
+                    seg_lo = k
+                else:
+                    seg_hi = k
+                    break
+        return seg_lo, seg_hi
+
+    def history_dates(self, start: int, end: int) -> bool:
+        """A history phrase dates this hit: in its segment, or alone in a short clause next to it."""
+        history = self.lex.context.history
+        lo, _ = self._segment(start)
+        _, hi = self._segment(end - 1)
+        if self.phrase_in(history, lo, hi):
+            return True
+        s_lo, s_hi = self.sentence_bounds(start)
+        c_lo, _ = self.clause_bounds(start)
+        _, c_hi = self.clause_bounds(end - 1)
+        for k in (c_lo - 1, c_hi):
+            if s_lo <= k < s_hi:
+                n_lo, n_hi = self.clause_bounds(k)
+                if n_hi - n_lo <= SHORT_CLAUSE and self.phrase_in(history, n_lo, n_hi):
+                    return True
+        return False
+
+    def excused(self, pat: _Pattern, start: int, end: int) -> bool:
+        """A non-strong hit in a general or hypothetical question, or dated to the past.
+
+        Context never silences a current symptom: urgency, or an onset ("since then",
+        "after my OMT", "still", "today") keeps the past from excusing it; a report opener
+        ("is it normal to have...", "should I worry that...") keeps it from being a general
+        question; and a sign after treatment is excused only in a hypothetical question.
+        """
         ctx = self.lex.context
         lo, hi = self.sentence_bounds(start)
-        if self.phrase_in(ctx.urgency, lo, hi):
+        if self.marked(ctx.urgency, lo, hi):
             return False
-        if self.phrase_in(ctx.history, lo, hi):
+        hypothetical = self.phrase_in(ctx.hypothetical, lo, hi)
+        if pat.kind == "after_treatment":
+            return hypothetical
+        onset = self.marked(ctx.onset, lo, hi) or self.treated_in(lo, hi)
+        if not onset and self.history_dates(start, end):
             return True
+        if not hypothetical and self.reported(lo, hi):
+            return False
         return self.question_before(start) and self.phrase_in(ctx.topic, lo, hi)
 
     def excluded(self, cat: _Category, start: int, end: int) -> bool:
@@ -812,9 +958,15 @@ class _Scan:
         if not all(self.part_in(p, lo, hi) for p in pat.parts[1:]):
             return None
         end = positions[-1] + 1
-        if self.negated(positions) or self.excluded(cat, start, end):
+        if pat.kind == "after_treatment" and not self.treated():
             return None
-        if pat.weak and self.excused(start):
+        if pat.kind != "strong" and self.excluded(cat, start, end):
+            return None  # an exclusion never cancels a strong pattern
+        if self.judge is not None:
+            return None if self.judge(self, pat, positions) else (start, end)
+        if self.negated(positions):
+            return None
+        if pat.kind != "strong" and self.excused(pat, start, end):
             return None
         return start, end
 
@@ -829,15 +981,25 @@ def _candidates(lex: Lexicon, doc: _Doc) -> list[tuple[int, int, int]]:
     return sorted(found)
 
 
-def _screen(lex: Lexicon, text: str) -> RedFlag | None:
+def _screen(lex: Lexicon, text: str, judge: Judge | None = None) -> RedFlag | None:
     doc = _analyse(lex, text)
-    scan = _Scan(lex, doc)
+    scan = _Scan(lex, doc, judge)
     for ci, start, pi in _candidates(lex, doc):
         cat = lex.categories[ci]
         span = scan.hit(cat, cat.patterns[pi], start)
         if span is not None:
-            return RedFlag(cat.id, cat.reply, " ".join(doc.tokens[span[0] : span[1]]))
+            reply = cat.reply if cat.reply == "crisis" or not scan.treated() else AFTER_TREATMENT
+            return RedFlag(cat.id, reply, " ".join(doc.tokens[span[0] : span[1]]))
     return None
+
+
+def screen_with(text: str, judge: Judge, lexicon: Lexicon | None = None) -> RedFlag | None:
+    """Screen with another context judge in place of negation and ``excused`` (for measuring only).
+
+    ``judge(scan, pattern, positions)`` says whether the match is to be dropped; the
+    screen report uses it to put medspaCy's ConText on the same matches as our rules.
+    """
+    return _screen(lexicon if lexicon is not None else default_lexicon(), text, judge)
 
 
 def screen(text: str, lexicon: Lexicon | None = None) -> RedFlag | None:

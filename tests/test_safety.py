@@ -6,24 +6,35 @@ ordinary questions that must (almost) never fire in fixtures/ordinary_questions.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omt.contract import parent_id
+from omt.evaluate import contract_faults, post
+from omt.knowledge import Knowledge
 from omt.safety import Lexicon, LexiconError, RedFlag, default_lexicon, load_lexicon, normalise, screen
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PHRASINGS: dict[str, list[str]] = yaml.safe_load((FIXTURES / "red_flag_phrasings.yml").read_text(encoding="utf-8"))
+AFTER_TREATMENT: dict[str, list[str]] = yaml.safe_load(
+    (FIXTURES / "red_flags_after_treatment.yml").read_text(encoding="utf-8")
+)
+BLIND: dict[str, Any] = yaml.safe_load((FIXTURES / "red_flags_blind.yml").read_text(encoding="utf-8"))
 ORDINARY = [
     line.strip()
     for line in (FIXTURES / "ordinary_questions.txt").read_text(encoding="utf-8").splitlines()
     if line.strip()
 ]
 CASES = [(cat, text) for cat, texts in PHRASINGS.items() for text in texts]
+AFTER_CASES = [(cat, text) for cat, texts in AFTER_TREATMENT.items() for text in texts]
 
 EXPECTED_REPLIES = {
     "chest_pain": "emergency",
@@ -36,8 +47,28 @@ EXPECTED_REPLIES = {
     "cauda_equina": "emergency",
     "worst_headache": "emergency",
     "infant_not_breathing": "emergency",
+    "crisis_indirect": "crisis",
+    "pregnancy_emergency": "emergency",
+    "anaphylaxis": "emergency",
+    "head_injury": "emergency",
+    "neck_artery": "emergency",
+    "heart": "emergency",
 }
-MAX_FALSE_ALARM_RATE = 0.01
+NEW_CATEGORIES = ("crisis_indirect", "pregnancy_emergency", "anaphylaxis", "head_injury", "neck_artery", "heart")
+POST_TREATMENT = {"neck_artery", "cauda_equina"}
+CRISIS = {c for c, r in EXPECTED_REPLIES.items() if r == "crisis"}
+MAX_FALSE_ALARM_RATE = 0.002
+# Recall on the blind set (tests/fixtures/red_flags_blind.yml) when it was first scored
+# against the finished lexicon: it must not regress. Never tune the lexicon against it.
+BLIND_RECALL_FLOOR = 0.95
+BLIND_ORDINARY_MAX_ALARMS = 1
+
+
+def assert_fires(flag: RedFlag | None, category: str, reply: str, text: str) -> None:
+    """The flag fired with ``reply``, in ``category`` (any crisis category for a crisis phrasing)."""
+    assert flag is not None, f"missed: {text!r}"
+    assert flag.reply == reply, (text, flag)
+    assert flag.category in CRISIS if category in CRISIS else flag.category == category, (text, flag)
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +92,17 @@ def test_crisis_is_checked_first(lexicon: Lexicon) -> None:
 
 def test_fixture_has_at_least_20_phrasings_per_category() -> None:
     assert set(PHRASINGS) == set(EXPECTED_REPLIES)
+    assert set(AFTER_TREATMENT) <= set(EXPECTED_REPLIES)
     for cat, texts in PHRASINGS.items():
-        assert len(set(texts)) >= 20, cat
+        total = set(texts) | set(AFTER_TREATMENT.get(cat, []))
+        assert len(total) >= (30 if cat in NEW_CATEGORIES else 20), cat
     assert len(CASES) >= 200
+
+
+def test_post_treatment_categories_have_10_after_treatment_phrasings(lexicon: Lexicon) -> None:
+    assert {c.id for c in lexicon.categories if c.post_treatment} == POST_TREATMENT
+    for cat in POST_TREATMENT:
+        assert len(set(AFTER_TREATMENT[cat])) >= 10, cat
 
 
 def test_default_lexicon_is_cached() -> None:
@@ -76,9 +115,14 @@ def test_default_lexicon_is_cached() -> None:
 
 @pytest.mark.parametrize(("category", "text"), CASES)
 def test_phrasing_fires_its_category(lexicon: Lexicon, category: str, text: str) -> None:
-    flag = screen(text, lexicon)
-    assert flag is not None, f"missed: {text!r}"
-    assert (flag.category, flag.reply) == (category, EXPECTED_REPLIES[category]), text
+    assert_fires(screen(text, lexicon), category, EXPECTED_REPLIES[category], text)
+
+
+@pytest.mark.parametrize(("category", "text"), AFTER_CASES)
+def test_after_treatment_phrasing_fires_with_the_after_treatment_reply(
+    lexicon: Lexicon, category: str, text: str
+) -> None:
+    assert_fires(screen(text, lexicon), category, "after_treatment", text)
 
 
 def _zero_width(text: str) -> str:
@@ -106,9 +150,9 @@ WRAPPERS: dict[str, Callable[[str], str]] = {
 def test_wrapped_phrasings_still_fire(lexicon: Lexicon, wrapper: str) -> None:
     wrap = WRAPPERS[wrapper]
     misses = []
-    for category, text in CASES:
+    for category, text in CASES + AFTER_CASES:
         flag = screen(wrap(text), lexicon)
-        if flag is None or flag.category != category:
+        if flag is None or (flag.category != category and category not in CRISIS):
             misses.append((category, text, flag))
     assert not misses, f"{len(misses)} misses with {wrapper}: {misses[:10]}"
 
@@ -400,3 +444,114 @@ def test_unreadable_lexicon_fails_loudly(tmp_path: Path) -> None:
 def test_a_valid_copy_loads_and_screens(tmp_path: Path) -> None:
     lex = load_lexicon(_write_lexicon(tmp_path, lambda d: None))
     assert screen("I can't breathe", lex) == RedFlag("breathing", "emergency", "cannot breathe")
+
+
+# --------------------------------------------------------------------------- context (issue #10)
+
+CURRENT_DESPITE_CONTEXT = [
+    # an onset marker keeps a history phrase from excusing the symptom
+    ("I had my neck adjusted last week and since then one side of my face is numb", "after_treatment"),
+    ("I had chest pain last year and now it's back", "emergency"),
+    ("had a stroke years ago and my face is drooping", "emergency"),
+    ("my chest pain from last week is still there", "emergency"),
+    # a report opener with the patient's own symptom is a report
+    ("Is it normal to have numbness in my groin after OMT on my lower back?", "after_treatment"),
+    ("should I worry that my face is drooping", "emergency"),
+    ("is it normal that my lips are swelling", "emergency"),
+    # exclusions never cancel a strong pattern
+    ("crushing chest pain after I pulled a muscle at the gym", "emergency"),
+    ("I'm pregnant and I can't feel my legs", "emergency"),
+    # after treatment
+    ("crushing chest pain after my muscle energy session", "after_treatment"),
+    ("I can't see out of my left eye since the OMT this morning", "after_treatment"),
+    ("I want to go to sleep and never wake up", "crisis"),
+    ("after my session I want to go to sleep and never wake up", "crisis"),
+]
+
+
+@pytest.mark.parametrize(("text", "reply"), CURRENT_DESPITE_CONTEXT)
+def test_context_never_silences_a_current_symptom(lexicon: Lexicon, text: str, reply: str) -> None:
+    flag = screen(text, lexicon)
+    assert flag is not None and flag.reply == reply, (text, flag)
+
+
+NOT_ALARMS = [
+    "Is a DO the same as an OD?",
+    "what does OD mean on my glasses prescription",
+    "I had a heart attack in March, is OMT safe for me?",
+    "I had chest pain last year, can I still get OMT?",
+    "my dad had a stroke last year",
+    "Do DOs know CPR?",
+    "my arm goes numb when I sleep on it, can OMT help?",
+    "my hand falls asleep when I sleep on it",
+    "could OMT cause a stroke",
+    "can you get dizzy after OMT",
+    "is it normal to feel sore after my session",
+    "my arm feels weak after my shoulder surgery",
+    "I blacked out the dates on my calendar",
+    "my baby has blue eyes",
+    "I have a droopy eyelid since birth, can OMT help",
+]
+
+
+@pytest.mark.parametrize("text", NOT_ALARMS)
+def test_past_events_and_look_alikes_do_not_fire(lexicon: Lexicon, text: str) -> None:
+    assert screen(text, lexicon) is None, text
+
+
+def test_od_fires_with_drug_context(lexicon: Lexicon) -> None:
+    for text in ("my friend OD'd on heroin", "i think he od on pills", "she OD on xanax"):
+        flag = screen(text, lexicon)
+        assert flag is not None and flag.category == "overdose", text
+
+
+def _blind_cases() -> tuple[list[tuple[str, str, str]], list[str]]:
+    cases = [
+        (group, kind, text)
+        for group, body in BLIND.items()
+        if group != "ordinary"
+        for kind, texts in body.items()
+        for text in texts
+    ]
+    return cases, BLIND["ordinary"]
+
+
+def blind_hit(group: str, kind: str, flag: RedFlag | None) -> bool:
+    """A blind phrasing is caught when it fires with the reply its group and kind call for."""
+    if flag is None:
+        return False
+    if group == "crisis":
+        return flag.reply == "crisis"
+    return flag.reply == "after_treatment" if kind == "after_treatment" else flag.reply != "crisis"
+
+
+def test_blind_set_recall_does_not_regress(lexicon: Lexicon) -> None:
+    cases, ordinary = _blind_cases()
+    caught = sum(blind_hit(g, k, screen(t, lexicon)) for g, k, t in cases)
+    assert caught / len(cases) >= BLIND_RECALL_FLOOR, f"blind recall {caught}/{len(cases)}"
+    assert sum(screen(t, lexicon) is not None for t in ordinary) <= BLIND_ORDINARY_MAX_ALARMS
+
+
+# --------------------------------------------------------------------------- over REST
+
+
+@pytest.mark.stack
+def test_every_fixture_phrasing_gets_the_safety_reply_first_and_alone_over_rest(
+    rest_url: str, knowledge: Knowledge
+) -> None:
+    """The policy screens the raw text at run time: every phrasing, in a new conversation."""
+    texts = [t for _, t in CASES + AFTER_CASES]
+
+    def turn(text: str) -> tuple[str, list[dict[str, Any]]]:
+        return text, post(rest_url, f"test-safety-{uuid.uuid4().hex}", text, timeout=120)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(turn, texts))
+    wrong = []
+    for text, messages in results:
+        answer_id, faults = contract_faults(messages, knowledge)
+        customs = [m["custom"] for m in messages if isinstance(m.get("custom"), dict)]
+        alone = len(messages) == 2 and messages[0].get("text") and "custom" in messages[1]
+        if parent_id(answer_id) != "emergency" or faults or customs[0].get("kind") != "safety" or not alone:
+            wrong.append((text, answer_id, faults, len(messages)))
+    assert not wrong, f"{len(wrong)}/{len(results)} phrasings without the safety reply alone: {wrong[:10]}"
