@@ -11,6 +11,10 @@ GEN_NLU := data/generated_synonyms.yml
 VOCAB   := build/vocabulary.json
 QUESTIONS ?= tests/fixtures/questions.yml
 MIN_ACCURACY ?= 0.95
+EVAL_DIR ?= ../shared/eval
+# `make thresholds` / `make bench-nlu`: the precision target of the threshold rule, and the CV folds.
+MIN_PRECISION ?= 0.9
+FOLDS ?= 5
 
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 3
@@ -25,7 +29,7 @@ export LOCK_STORE_URL ?=
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml $(wildcard data/nlu*.yml) data/rules.yml data/stories.yml \
                 knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
 
-.PHONY: bench-nlu bench-core bench load thresholds screen-report redaction-report typos
+.PHONY: bench-nlu bench-core bench load thresholds screen-report redaction-report typos leaks
 .PHONY: cluster cluster-stop
 .PHONY: system-deps help setup lock train build-nlp run shell test unit stories validate eval cv lint log-summary clean sms web purge audit nginx-conf
 
@@ -93,14 +97,18 @@ test: system-deps lint validate $(MODEL) web ## Everything CI runs: lint, data v
 	$(PY) -m pytest -q
 	$(MAKE) --no-print-directory stories
 
-eval: $(MODEL) ## Accuracy on a question file (QUESTIONS=path MIN_ACCURACY=x) against a stack it starts
+eval: $(MODEL) ## Accuracy + cited precision on question files against one stack it starts (QUESTIONS="a.yml b.yml" MIN_ACCURACY="x [y]")
 	$(PY) -m omt.evaluate --questions $(QUESTIONS) --min-accuracy $(MIN_ACCURACY) --start-stack
 
-bench-nlu: $(GEN_NLU) ## Ours vs Rasa's default pipeline vs TF-IDF+logistic regression on QUESTIONS (one run)
-	$(PY) -m omt.nlu_bench --questions $(QUESTIONS) --configs config.yml bench/rasa_default.yml
+bench-nlu: $(GEN_NLU) $(SPACY)/meta.json ## Ours vs Rasa's default pipeline vs TF-IDF+logistic regression on QUESTIONS, thresholds by one rule (one run; heavy)
+	$(PY) -m omt.nlu_bench --questions $(QUESTIONS) --configs config.yml bench/rasa_default.yml --folds $(FOLDS) --min-precision $(MIN_PRECISION)
 
-thresholds: $(GEN_NLU) ## Sweep FallbackClassifier thresholds (5-fold CV + QUESTIONS); table + reports/thresholds.png
-	$(PY) -m omt.thresholds --questions $(QUESTIONS) --folds 5 --min-precision 0.98
+thresholds: $(GEN_NLU) $(SPACY)/meta.json ## Choose FallbackClassifier thresholds on CV + QUESTIONS (real_dev.yml); dev reported apart; reports/thresholds.png
+	$(PY) -m omt.thresholds --questions $(QUESTIONS) $(if $(wildcard $(EVAL_DIR)/dev_questions.yml),--dev $(EVAL_DIR)/dev_questions.yml) \
+	  --folds $(FOLDS) --min-precision $(MIN_PRECISION)
+
+leaks: $(VENV)/.installed ## Training examples that copy a question of EVAL_DIR (verbatim, or > 0.85 similar with the same label)
+	OMT_EVAL_DIR=$(EVAL_DIR) $(PY) -m omt.leaks
 
 bench-core: $(MODEL) ## Single-user figures: train from scratch, start-up, memory, REST p50/p95 (reports/bench_core.json)
 	$(PY) -m omt.bench_core --train --turns 200

@@ -1,15 +1,16 @@
 """Simulated patients for `make load`: a few-turn conversation each, with think time between messages.
 
 Run by omt.load in its own venv (.venv-load, requirements-load.txt: Locust's gevent and
-Flask must not touch Rasa's pinned venv), so this file imports nothing from omt. What
-patients say comes from omt.patients as a JSON file; what was sent, per sender, and
-every latency go back as JSON for omt.load to check against the tracker store.
+Flask must not touch Rasa's pinned venv), so this file imports from omt only
+omt.scoring, which needs nothing beyond the standard library: a reply is judged by the
+same rule as in `make eval` and `make bench`. What patients say comes from omt.patients
+as a JSON file; what was sent, per sender, and every latency go back as JSON for omt.load
+to check against the tracker store.
 
     OMT_LOAD_SCRIPTS  JSON list of conversations (lists of messages)
     OMT_LOAD_OUT      where to write the results when Locust quits
     OMT_LOAD_PREFIX   sender id prefix of this run
     OMT_LOAD_THINK    think time between messages, "min,max" seconds (2,8)
-    OMT_LOAD_FAILED_ID  the answer id of a failed turn's apology (omt.contract.FAILED_TURN_ID)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -27,11 +29,13 @@ from urllib.parse import urlsplit
 from locust import HttpUser, between, events, task
 from requests.adapters import HTTPAdapter
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for omt.scoring
+from omt.scoring import reply_problem
+
 SCRIPTS: list[list[str]] = json.loads(Path(os.environ["OMT_LOAD_SCRIPTS"]).read_text(encoding="utf-8"))
 PREFIX = os.environ.get("OMT_LOAD_PREFIX", "load")
 THINK = tuple(float(x) for x in os.environ.get("OMT_LOAD_THINK", "2,8").split(","))
 WEBHOOK = "/webhooks/rest/webhook"
-FAILED_ID = os.environ.get("OMT_LOAD_FAILED_ID", "fallback.error")
 MAX_ERROR_SAMPLES = 10
 
 SENT: dict[str, int] = {}
@@ -50,24 +54,6 @@ class _FromAddress(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["source_address"] = (self._address, 0)
         super().init_poolmanager(*args, **kwargs)
-
-
-def reply_problem(status: int, text: str) -> str | None:
-    """Why a webhook response is not a reply: non-200, not JSON, or not exactly one contract payload."""
-    if status != 200:
-        return f"HTTP {status}: {text[:120]!r}"
-    try:
-        messages = json.loads(text)
-    except ValueError:
-        return f"not JSON: {text[:120]!r}"
-    if not isinstance(messages, list):
-        return f"not a list: {text[:120]!r}"
-    customs = [m["custom"] for m in messages if isinstance(m, dict) and isinstance(m.get("custom"), dict)]
-    if len(customs) != 1 or not customs[0].get("answer_id"):
-        return f"{len(customs)} contract payloads, want 1: {text[:120]!r}"
-    if customs[0]["answer_id"] == FAILED_ID:
-        return "the turn failed on our side (apology)"
-    return None
 
 
 class Patient(HttpUser):
@@ -94,7 +80,7 @@ class Patient(HttpUser):
         start = time.perf_counter()
         body = {"sender": self.sender, "message": text}
         with self.client.post(WEBHOOK, json=body, name="webhook", catch_response=True, timeout=30) as resp:
-            problem = reply_problem(resp.status_code, resp.text or "")
+            problem = reply_problem("webhook", resp.status_code, resp.text or "")
             if problem:
                 resp.failure(problem)
                 if len(ERRORS) < MAX_ERROR_SAMPLES:

@@ -22,8 +22,8 @@ from typing import Callable, Sequence
 from omt.contract import KNOWLEDGE_IDS, parent_id
 from omt.evaluate import load_questions
 from omt.knowledge import get_knowledge
-from omt.nlu_bench import Parse, answer_for, rasa_parser, training_examples, with_thresholds
-from omt.thresholds import folds, write_nlu
+from omt.nlu_bench import Parse, answer_for, rasa_parser, training_examples, with_thresholds, write_nlu
+from omt.thresholds import folds
 
 
 @dataclass

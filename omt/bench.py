@@ -165,7 +165,7 @@ def measure_reference(settings: Settings, work: Path) -> dict[str, Any]:
     try:
         out["startup_s"] = round(start_timed(stack, actions=has_actions, rasa_args=_api_args(token)), 2)
         out["rss_start_mb"] = stack_rss(stack)
-        webhook = Target(stack.rest_url)
+        webhook = Target(stack.rest_url, "any_webhook")  # the reference bot sends no contract payload
         parse = Target(f"{stack.url}/model/parse", "parse", token)
         out.update(measure_load(webhook, parse, moodbot_conversations(REFERENCE_DIR, 400), settings, "reference"))
         out["rss_end_mb"] = stack_rss(stack)

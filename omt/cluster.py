@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from omt.knowledge import REPO_ROOT
-from omt.stack import VENV_BIN, Stack, free_port, wait_for_http
+from omt.stack import VENV_BIN, Stack, free_port, port_free, start_on_free_port, wait_for_http
 
 DEFAULT_DIR = REPO_ROOT / ".cluster"
 DEFAULT_PORT = 8000
@@ -92,17 +92,6 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | Non
             return
         time.sleep(0.2)
     raise ClusterError(f"{what or 'port'} {port} did not accept connections within {timeout:.0f}s")
-
-
-def _port_free(port: int) -> bool:
-    """Whether nginx could listen on 127.0.0.1:`port` (it sets SO_REUSEADDR too)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -372,16 +361,15 @@ class Cluster:
         began = time.monotonic()
         if not self.model.exists():
             raise ClusterError(f"no trained model at {self.model}: run `make train`")
-        if not _port_free(self.port):  # before a minute of start-up, not after
+        if not port_free(self.port):  # before a minute of start-up, not after
             raise ClusterError(f"port {self.port} is in use: choose another (CLUSTER_PORT=...)")
         self.postgres.initialise()
-        self.postgres.start()
-        self._start_redis()
-        replicas = range(len(self.stacks))
-        jobs: list[Callable[[], object]] = [lambda i=i: self._start_actions(i) for i in replicas]  # type: ignore[misc]
-        jobs += [lambda i=i: self._start_rasa(i) for i in replicas]  # type: ignore[misc]
+        start_on_free_port(self.postgres.start, self._new_postgres_port, self.postgres.log)
+        start_on_free_port(self._start_redis, self._new_redis_port, self.workdir / "redis" / "redis.log")
+        # Each replica's action server first: should its port have been taken, Rasa is told the new one.
+        jobs: list[Callable[[], object]] = [lambda i=i: self._start_replica_pair(i) for i in range(len(self.stacks))]  # type: ignore[misc]
         if self.pages:
-            jobs.append(self._start_pages)
+            jobs.append(lambda: start_on_free_port(self._start_pages, self._new_web_port, self.workdir / "web.log"))
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
             futures = [pool.submit(job) for job in jobs]
         errors = [exc for future in futures if (exc := future.exception()) is not None]
@@ -390,11 +378,25 @@ class Cluster:
         self._start_nginx()
         self.started_in = time.monotonic() - began
 
-    def _start_actions(self, i: int) -> None:
+    def _start_replica_pair(self, i: int) -> None:
         self.action_procs[i] = self.stacks[i].start_actions()
+        self.rasa_procs[i] = self.stacks[i].start_rasa()
 
-    def _start_rasa(self, i: int, timeout: float = 180) -> None:
-        self.rasa_procs[i] = self.stacks[i].start_rasa(timeout=timeout)
+    def _shared_env(self, name: str, value: str) -> None:
+        """Change a variable every replica is started with (a port that had to change)."""
+        for stack in self.stacks:
+            stack.extra_env = {**stack.extra_env, name: value}
+
+    def _new_postgres_port(self) -> None:
+        self.postgres.port = free_port()
+        self._shared_env("TRACKER_DB_URL", self.database_url)
+
+    def _new_web_port(self) -> None:
+        self.web_port = free_port()
+
+    def _new_redis_port(self) -> None:
+        self.redis_port = free_port()
+        self._shared_env("LOCK_STORE_URL", self.lock_store_url)
 
     def _spawn(self, name: str, args: list[str], log: Path, match: str, env: Mapping[str, str] | None = None) -> None:
         with log.open("ab") as out:
@@ -469,7 +471,8 @@ class Cluster:
         """Start Rasa replica `i` again (same port, same action server); returns once it answers."""
         if self.replica_running(i):
             raise ClusterError(f"replica {i} is already running")
-        self._start_rasa(i, timeout)
+        # The same port: nginx knows it.
+        self.rasa_procs[i] = self.stacks[i].start_rasa(timeout=timeout, new_port_if_taken=False)
 
     def restart_postgres(self) -> None:
         self.postgres.restart()

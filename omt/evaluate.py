@@ -1,12 +1,15 @@
 """Measure answer accuracy over the REST channel, as a patient's client would see it.
 
-    python -m omt.evaluate --questions ../shared/eval/dev_questions.yml --min-accuracy 0.95 [--url URL | --start-stack]
+    python -m omt.evaluate --questions FILE [FILE ...] --min-accuracy X [X ...] [--url URL | --start-stack]
 
-The question file has `single` questions (each in a new conversation) and `multi`
+A question file has `single` questions (each in a new conversation) and `multi`
 conversations (turns share one sender). A turn is right when its one `custom` payload
-names an allowed answer_id (`who_can_get.infants` counts as `who_can_get`). Also checks
-every payload against the contract (citation faults) and reports median latency.
-Exits non-zero below the threshold, on any citation fault, or on a missed emergency.
+names an allowed answer_id, parents compared on both sides (omt.scoring.is_right; the
+apology of a failed turn is never right). Cited precision: of the knowledge (cited)
+answers given, the share that answer the question. Also checks every payload against
+the contract (citation faults) and reports median latency. Several files share one
+stack, each with its own floor (or one floor for all). Exits non-zero when a file is
+below its floor, on any citation fault, or on a missed emergency.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
-from omt.contract import ALL_IDS, kind_of, parent_id
+from omt.contract import kind_of, parent_id
 from omt.knowledge import Knowledge, fold, get_knowledge
+from omt.scoring import contract_payload, is_cited, is_right
 
 
 @dataclass
@@ -40,7 +44,7 @@ class Turn:
 
     @property
     def right(self) -> bool:
-        return parent_id(self.got) in self.ok
+        return is_right(self.got, self.ok)
 
 
 def load_questions(path: Path) -> list[list[Turn]]:
@@ -61,15 +65,12 @@ def post(url: str, sender: str, message: str, timeout: float = 30) -> list[dict[
 
 def contract_faults(messages: Sequence[dict[str, Any]], knowledge: Knowledge) -> tuple[str, list[str]]:
     """(answer_id, faults) for one turn's bot messages, checked against the contract."""
-    customs = [m["custom"] for m in messages if isinstance(m.get("custom"), dict)]
+    custom, problem = contract_payload(list(messages))
+    answer_id = str((custom or {}).get("answer_id", ""))
+    if problem or custom is None:
+        return answer_id, [problem or "no custom payload"]
     texts = " ".join(str(m.get("text") or "") for m in messages)
-    if len(customs) != 1:
-        return (customs[0].get("answer_id", "") if customs else ""), [f"{len(customs)} custom payloads, want 1"]
-    custom = customs[0]
-    answer_id = str(custom.get("answer_id", ""))
     faults: list[str] = []
-    if parent_id(answer_id) not in ALL_IDS:
-        return answer_id, [f"unknown answer_id {answer_id!r}"]
     kind = kind_of(answer_id)
     if custom.get("kind") != kind:
         faults.append(f"kind {custom.get('kind')!r}, want {kind!r}")
@@ -118,62 +119,120 @@ def run(url: str, conversations: list[list[Turn]], knowledge: Knowledge) -> Iter
             yield turn
 
 
-def report(turns: list[Turn], min_accuracy: float) -> tuple[dict[str, Any], bool]:
-    """Print the figures; return them and whether the run passes."""
+def ratio(right: int, total: int) -> float:
+    """right/total, 0 when there is nothing to count."""
+    return right / total if total else 0.0
+
+
+def score(turns: Sequence[Turn]) -> dict[str, Any]:
+    """The figures of a run (pure: no printing, no network), counts beside ratios."""
     right = sum(t.right for t in turns)
-    accuracy = right / len(turns) if turns else 0.0
+    cited = [t for t in turns if is_cited(t.got)]
+    cited_right = sum(t.right for t in cited)
+    # An emergency question is one where only the emergency reply will do (not one where it is merely allowed).
+    emergencies = [t for t in turns if {parent_id(o) for o in t.ok} == {"emergency"}]
     per_id: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     for t in turns:
         per_id[t.ok[0]][0] += t.right
         per_id[t.ok[0]][1] += 1
-    emergencies = [t for t in turns if "emergency" in t.ok]
-    missed_emergency = [t for t in emergencies if not t.right]
-    faults = [(t, f) for t in turns for f in t.faults]
-    latency = statistics.median(t.seconds for t in turns) * 1000 if turns else 0.0
-    print(f"accuracy: {accuracy:.3f} ({right}/{len(turns)})")
-    print(f"emergency: {len(emergencies) - len(missed_emergency)}/{len(emergencies)} right")
-    print(f"citation faults: {len(faults)}")
-    print(f"median latency: {latency:.1f} ms")
+    return {
+        "accuracy": round(ratio(right, len(turns)), 4),
+        "right": right,
+        "n": len(turns),
+        "cited_precision": round(ratio(cited_right, len(cited)), 4),
+        "cited_right": cited_right,
+        "cited": len(cited),
+        "emergency_right": sum(t.right for t in emergencies),
+        "emergency_total": len(emergencies),
+        "citation_faults": sum(len(t.faults) for t in turns),
+        "median_latency_ms": round(statistics.median(t.seconds for t in turns) * 1000, 1) if turns else 0.0,
+        "per_id": {k: {"right": v[0], "n": v[1]} for k, v in sorted(per_id.items())},
+        "misses": [{"q": t.question, "got": t.got, "wanted": t.ok} for t in turns if not t.right],
+        "wrong_citations": [{"q": t.question, "got": t.got, "wanted": t.ok} for t in cited if not t.right],
+    }
+
+
+def passes(figures: dict[str, Any], min_accuracy: float) -> bool:
+    """The floor, no citation fault, every emergency caught."""
+    return (
+        ratio(figures["right"], figures["n"]) >= min_accuracy
+        and not figures["citation_faults"]
+        and figures["emergency_right"] == figures["emergency_total"]
+    )
+
+
+def report(turns: list[Turn], min_accuracy: float) -> tuple[dict[str, Any], bool]:
+    """Print the figures; return them and whether the run passes."""
+    f = score(turns)
+    print(f"accuracy: {f['accuracy']:.3f} ({f['right']}/{f['n']})")
+    print(f"cited precision: {f['cited_precision']:.3f} ({f['cited_right']}/{f['cited']} cited answers were right)")
+    print(f"emergency: {f['emergency_right']}/{f['emergency_total']} right")
+    print(f"citation faults: {f['citation_faults']}")
+    print(f"median latency: {f['median_latency_ms']:.1f} ms")
     print("per answer id (first allowed id):")
-    for answer_id, (ok, n) in sorted(per_id.items()):
-        print(f"  {answer_id:24s} {ok}/{n}")
+    for answer_id, counts in f["per_id"].items():
+        print(f"  {answer_id:24s} {counts['right']}/{counts['n']}")
     for t in turns:
         if not t.right:
-            print(f"MISS  {t.question!r}: got {t.got or '-'}, wanted {'/'.join(t.ok)}")
-    for t, fault in faults:
-        print(f"FAULT {t.question!r}: {fault}")
-    passed = accuracy >= min_accuracy and not faults and not missed_emergency
-    figures = {
-        "accuracy": round(accuracy, 4),
-        "n": len(turns),
-        "emergency_right": len(emergencies) - len(missed_emergency),
-        "emergency_total": len(emergencies),
-        "citation_faults": len(faults),
-        "median_latency_ms": round(latency, 1),
-        "misses": [{"q": t.question, "got": t.got, "wanted": t.ok} for t in turns if not t.right],
-    }
+            cite = " (CITED)" if is_cited(t.got) else ""
+            print(f"MISS  {t.question!r}: got {t.got or '-'}{cite}, wanted {'/'.join(t.ok)}")
+        for fault in t.faults:
+            print(f"FAULT {t.question!r}: {fault}")
+    passed = passes(f, min_accuracy)
     print("PASS" if passed else f"FAIL (needs accuracy >= {min_accuracy}, 0 faults, every emergency right)")
-    return figures, passed
+    return f, passed
+
+
+def floors(paths: Sequence[Path], min_accuracy: Sequence[float]) -> list[tuple[Path, float]]:
+    """Each question file with its floor: one floor per file, or one for all."""
+    if len(min_accuracy) == 1:
+        return [(p, min_accuracy[0]) for p in paths]
+    if len(min_accuracy) != len(paths):
+        raise SystemExit(f"{len(paths)} question files but {len(min_accuracy)} floors: give one, or one per file")
+    return list(zip(paths, min_accuracy, strict=True))
+
+
+def evaluate_all(url: str, runs: Sequence[tuple[Path, float]], knowledge: Knowledge) -> tuple[dict[str, Any], bool]:
+    """Every question file against one running stack; figures per file and whether all pass."""
+    all_figures: dict[str, Any] = {}
+    all_passed = True
+    for path, floor in runs:
+        print(f"== {path} (floor {floor})")
+        figures, passed = report(list(run(url, load_questions(path), knowledge)), floor)
+        all_figures[str(path)] = figures
+        all_passed &= passed
+    if len(runs) > 1:
+        print("== summary")
+        for (path, floor), f in zip(runs, all_figures.values(), strict=True):
+            verdict = "PASS" if passes(f, floor) else "FAIL"
+            print(
+                f"{verdict} {path}: accuracy {f['accuracy']:.3f} ({f['right']}/{f['n']}, floor {floor}), "
+                f"cited precision {f['cited_precision']:.3f} ({f['cited_right']}/{f['cited']}), emergencies "
+                f"{f['emergency_right']}/{f['emergency_total']}, citation faults {f['citation_faults']}"
+            )
+    return all_figures, all_passed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--questions", type=Path, required=True)
-    parser.add_argument("--min-accuracy", type=float, default=0.95)
+    parser.add_argument("--questions", type=Path, nargs="+", required=True)
+    parser.add_argument("--min-accuracy", type=float, nargs="+", default=[0.95])
     parser.add_argument("--url", default="http://127.0.0.1:5005")
     parser.add_argument("--start-stack", action="store_true", help="start a stack on free ports for this run")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--json", type=Path, help="also write the figures here (per question file)")
     args = parser.parse_args(argv)
     knowledge = get_knowledge()
-    conversations = load_questions(args.questions)
+    runs = floors(args.questions, args.min_accuracy)
+    for path, _ in runs:
+        if not path.is_file():
+            raise SystemExit(f"no question file {path}")
     if args.start_stack:
         from omt.stack import running_stack
 
         with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp)) as stack:
-            turns = list(run(stack.rest_url, conversations, knowledge))
+            figures, passed = evaluate_all(stack.rest_url, runs, knowledge)
     else:
-        turns = list(run(f"{args.url.rstrip('/')}/webhooks/rest/webhook", conversations, knowledge))
-    figures, passed = report(turns, args.min_accuracy)
+        figures, passed = evaluate_all(f"{args.url.rstrip('/')}/webhooks/rest/webhook", runs, knowledge)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")

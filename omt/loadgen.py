@@ -15,27 +15,29 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import aiohttp
 
-from omt.contract import FAILED_TURN_ID
+from omt.scoring import ReplyKind, reply_problem
 
-Kind = Literal["webhook", "parse"]
 MAX_ERROR_SAMPLES = 5
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where to send: a REST webhook (`{"sender", "message"}`) or Rasa's `/model/parse` (`{"text"}`)."""
+    """Where to send: a REST webhook (`{"sender", "message"}`) or Rasa's `/model/parse` (`{"text"}`).
+
+    `kind` also says what a good reply is (omt.scoring.reply_problem): "webhook" for our
+    assistant (one contract payload), "any_webhook" for a bot without payloads.
+    """
 
     url: str
-    kind: Kind = "webhook"
+    kind: ReplyKind = "webhook"
     token: str | None = None  # Rasa's --auth-token, sent as ?token= (only /model/parse needs it)
 
     def request(self, sender: str, text: str) -> tuple[str, dict[str, Any]]:
@@ -106,26 +108,6 @@ def source_address(index: int, url: str) -> tuple[str, int] | None:
     if not host.startswith("127."):
         return None
     return (f"127.0.{1 + index // 250}.{1 + index % 250}", 0)
-
-
-def reply_problem(kind: Kind, status: int, body: bytes) -> str | None:
-    """Why a response does not count as a reply, or None: non-200, not JSON, or no message."""
-    if status != 200:
-        return f"HTTP {status}: {body[:120]!r}"
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return f"not JSON: {body[:120]!r}"
-    if kind == "webhook" and not (isinstance(data, list) and data):
-        return f"no bot message: {body[:120]!r}"
-    if kind == "webhook" and any(
-        isinstance(m, dict) and isinstance(m.get("custom"), dict) and m["custom"].get("answer_id") == FAILED_TURN_ID
-        for m in data
-    ):
-        return "the turn failed on our side (apology)"
-    if kind == "parse" and not (isinstance(data, dict) and "intent" in data):
-        return f"no intent: {body[:120]!r}"
-    return None
 
 
 class _Budget:

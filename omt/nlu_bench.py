@@ -1,12 +1,17 @@
-"""Score NLU pipelines side by side on the same training data and the same questions.
+"""Score NLU pipelines side by side: same training data, same questions, same threshold rule, same entities.
 
-    python -m omt.nlu_bench --questions PATH [--configs config.yml bench/rasa_default.yml] [--tfidf]
+    python -m omt.nlu_bench --questions PATH [--configs config.yml bench/rasa_default.yml] [--folds 5]
 
-Each Rasa config is trained on data/ (NLU only) and scored on the question file; the
-TF-IDF + logistic-regression baseline from scikit-learn is trained on the same examples.
-A prediction becomes an answer id the way the assistant does it: the red-flag screener
-first, then the intent (refined by entities for general topics), `nlu_fallback` and
-`nonsense` as `fallback`. Prints accuracy, macro-F1, not-covered recall, training time.
+Each Rasa config is trained on data/ (NLU only); the TF-IDF + logistic-regression
+baseline from scikit-learn on the same examples. Every pipeline's fallback thresholds
+are chosen by the one rule of omt.thresholds (on its own cross-validated predictions
+plus the question file), so no pipeline is judged at thresholds tuned for another.
+Entities come from our entity ruler (build/spacy_omt) for every pipeline alike, since
+routing by a named topic is dialogue, not classification. A prediction becomes an
+answer id the way the assistant does it: the red-flag screener first, then the intent
+(refined by entities for general topics), `nlu_fallback` and `nonsense` as `fallback`.
+Prints accuracy, cited precision, macro-F1 and not-covered recall with their counts,
+the chosen thresholds and training time, in one run.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import yaml
+
 from omt import aspects
-from omt.contract import ALL_IDS, KNOWLEDGE_IDS, parent_id
-from omt.evaluate import load_questions
+from omt.contract import KNOWLEDGE_IDS, SAFETY_REPLIES, parent_id
+from omt.evaluate import Turn, load_questions, score
 from omt.knowledge import Knowledge, get_knowledge
 from omt.routing import mentioned_topics, refine_topic
 from omt.safety import screen
@@ -35,6 +43,10 @@ FALLBACK_INTENTS = {"nlu_fallback", "nonsense"}
 # Intents that only make sense after an earlier turn; alone, they are "not understood".
 CONTEXT_INTENTS = {"tell_me_more", "choose_option", "affirm", "deny"}
 SERVICE_ACTIONS = {"affirm": "capabilities", "deny": "goodbye"}
+SPACY_PIPELINE = Path("build/spacy_omt")
+WIDTHS = (16, 17, 8, 18, 10, 7)  # the columns of the printed table
+
+Example = tuple[str, str]  # (text, intent)
 
 
 @dataclass
@@ -47,13 +59,24 @@ class Parse:
     entities: list[dict[str, Any]]
 
 
+Parser = Callable[[str], Parse]
+# Train on these examples (in this scratch directory); the parse function and training seconds.
+Trainer = Callable[[Sequence[Example], Path], tuple[Parser, float]]
+
+
+@lru_cache(maxsize=8192)
+def _red_flag(text: str) -> bool:
+    """The screener's verdict, once per text: a threshold sweep asks about each text a hundred times."""
+    return screen(text) is not None
+
+
 def answer_for(text: str, parse: Parse, knowledge: Knowledge, route_aspects: bool = True) -> str:
     """The answer id the assistant would give for this parse of a first message.
 
     With `route_aspects`, as the actions do: a question about an aspect the topic does not
     answer (cost, risks, ...) gets its not-covered reply (omt.aspects).
     """
-    if screen(text) is not None or parse.intent in ("emergency", "crisis"):
+    if _red_flag(text) or parse.intent in SAFETY_REPLIES:
         return "emergency"
     if parse.intent in FALLBACK_INTENTS or parse.intent in CONTEXT_INTENTS - set(SERVICE_ACTIONS):
         answer = "fallback"
@@ -76,18 +99,43 @@ def with_thresholds(parse: Parse, threshold: float, ambiguity: float) -> Parse:
     return Parse(ranking[0][0], top, ranking, parse.entities)
 
 
-def training_examples(data_dir: Path = Path("data")) -> list[tuple[str, str]]:
+def nlu_files(data_dir: Path = Path("data")) -> list[Path]:
+    """The data files with an `nlu:` section (every one, whoever added it)."""
+    return [f for f in sorted(data_dir.glob("*.yml")) if "\nnlu:" in f.read_text(encoding="utf-8")]
+
+
+def training_examples(data_dir: Path = Path("data")) -> list[Example]:
     """(text, intent) pairs of the NLU training data, as Rasa reads them."""
     from rasa.shared.nlu.training_data.loading import load_data
 
-    nlu_files = [f for f in sorted(data_dir.glob("*.yml")) if "\nnlu:" in f.read_text(encoding="utf-8")]
     examples = []
-    for path in nlu_files:
+    for path in nlu_files(data_dir):
         examples += [(m.get("text"), m.get("intent")) for m in load_data(str(path)).intent_examples]
     return examples
 
 
-def rasa_parser(config: Path, workdir: Path, nlu: str = "data") -> tuple[Callable[[str], Parse], float]:
+def nlu_extras(data_dir: Path = Path("data")) -> list[dict[str, Any]]:
+    """The NLU items that are not intent examples (synonyms, lookups, regexes): every fold keeps them."""
+    items = []
+    for path in nlu_files(data_dir):
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        items += [item for item in spec.get("nlu") or [] if isinstance(item, dict) and "intent" not in item]
+    return items
+
+
+def write_nlu(examples: Sequence[Example], path: Path, extras: Sequence[dict[str, Any]] = ()) -> None:
+    """An NLU training file of these examples (plus synonyms and lookups)."""
+    by_intent: dict[str, list[str]] = {}
+    for text, intent in examples:
+        by_intent.setdefault(intent, []).append(text)
+    nlu = [{"intent": i, "examples": "".join(f"- {t}\n" for t in texts)} for i, texts in by_intent.items()]
+    path.write_text(
+        yaml.safe_dump({"version": "3.1", "nlu": [*nlu, *extras]}, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+
+
+def rasa_parser(config: Path, workdir: Path, nlu: str = "data") -> tuple[Parser, float]:
     """Train a Rasa NLU model from `config` on `nlu`; return its parse function and seconds."""
     from rasa.core.agent import Agent
     from rasa.model_training import train_nlu
@@ -111,8 +159,19 @@ def rasa_parser(config: Path, workdir: Path, nlu: str = "data") -> tuple[Callabl
     return parse, seconds
 
 
-def tfidf_parser(examples: Sequence[tuple[str, str]]) -> tuple[Callable[[str], Parse], float]:
-    """TF-IDF (words + character n-grams) and logistic regression: the classic baseline."""
+def rasa_trainer(config: Path, extras: Sequence[dict[str, Any]]) -> Trainer:
+    """A Trainer for a Rasa config: writes the examples (and extras) to an NLU file, trains on it."""
+
+    def train(examples: Sequence[Example], workdir: Path) -> tuple[Parser, float]:
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_nlu(examples, workdir / "nlu.yml", extras)
+        return rasa_parser(config, workdir, nlu=str(workdir / "nlu.yml"))
+
+    return train
+
+
+def tfidf_parser(examples: Sequence[Example], workdir: Path | None = None) -> tuple[Parser, float]:
+    """TF-IDF (words + character n-grams) and logistic regression: the classic baseline (a Trainer)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, make_pipeline
@@ -139,6 +198,28 @@ def tfidf_parser(examples: Sequence[tuple[str, str]]) -> tuple[Callable[[str], P
     return parse, seconds
 
 
+@lru_cache(maxsize=1)
+def _entity_ruler() -> Any:
+    import spacy
+
+    return spacy.load(SPACY_PIPELINE)
+
+
+def ruler_entities(text: str) -> list[dict[str, Any]]:
+    """Our entity ruler's topics in the text: the same entities for every pipeline."""
+    return [{"entity": e.label_, "value": e.ent_id_ or e.text} for e in _entity_ruler()(text).ents]
+
+
+def with_entities(parse: Parser, entities: Callable[[str], list[dict[str, Any]]] = ruler_entities) -> Parser:
+    """The parser with its own entities replaced by `entities(text)`: all pipelines see the same ones."""
+
+    def wrapped(text: str) -> Parse:
+        p = parse(text)
+        return Parse(p.intent, p.confidence, p.ranking, entities(text))
+
+    return wrapped
+
+
 def macro_f1(pairs: Sequence[tuple[str, str]]) -> float:
     """Macro-F1 over answer ids (gold = first allowed id)."""
     labels = sorted({g for g, _ in pairs} | {p for _, p in pairs})
@@ -152,70 +233,113 @@ def macro_f1(pairs: Sequence[tuple[str, str]]) -> float:
     return statistics.mean(scores) if scores else 0.0
 
 
-def score(parse: Callable[[str], Parse], questions: Path, knowledge: Knowledge, **thresholds: float) -> dict[str, Any]:
-    """Accuracy, macro-F1 and not-covered recall on single questions (and each multi turn alone)."""
-    turns = [t for conv in load_questions(questions) for t in conv]
-    rows = []
-    for turn in turns:
-        p = parse(turn.question)
-        if thresholds:
-            p = with_thresholds(p, thresholds["threshold"], thresholds["ambiguity"])
-        rows.append((turn, answer_for(turn.question, p, knowledge), p))
-    right = [parent_id(got) in turn.ok for turn, got, _ in rows]
-    nc = [r for r, (turn, _, _) in zip(right, rows, strict=True) if "not_covered" in turn.ok]
-    return {
-        "accuracy": sum(right) / len(rows),
-        # An allowed alternative counts as the first allowed id; anything else is itself.
-        "macro_f1": macro_f1(
-            [(t.ok[0], t.ok[0] if ok else parent_id(got)) for (t, got, _), ok in zip(rows, right, strict=True)]
-        ),
-        "not_covered_recall": sum(nc) / len(nc) if nc else float("nan"),
-        "n": len(rows),
-        "misses": [(turn.question, got, turn.ok) for (turn, got, _), ok in zip(rows, right, strict=True) if not ok],
-    }
+def score_answers(turns: Sequence[Turn]) -> dict[str, Any]:
+    """evaluate.score's figures (accuracy, cited precision, with counts) plus macro-F1 and not-covered recall."""
+    figures = score(turns)
+    # An allowed alternative counts as the first allowed id; anything else is itself.
+    figures["macro_f1"] = round(macro_f1([(t.ok[0], t.ok[0] if t.right else parent_id(t.got)) for t in turns]), 4)
+    nc = [t for t in turns if "not_covered" in {parent_id(o) for o in t.ok}]
+    figures["not_covered_right"] = sum(t.right for t in nc)
+    figures["not_covered"] = len(nc)
+    return figures
+
+
+def answers(rows: Sequence[tuple[str, Parse, list[str]]], threshold: float, ambiguity: float) -> list[Turn]:
+    """Each (text, raw parse, allowed ids) row as a scored turn, at these thresholds."""
+    knowledge = get_knowledge()
+    return [
+        Turn(text, list(ok), got=answer_for(text, with_thresholds(parse, threshold, ambiguity), knowledge))
+        for text, parse, ok in rows
+    ]
+
+
+def question_rows(parse: Parser, questions: Path) -> list[tuple[str, Parse, list[str]]]:
+    """(text, raw parse, allowed ids) for every turn of the question file, each taken alone."""
+    return [(t.question, parse(t.question), t.ok) for conv in load_questions(questions) for t in conv]
+
+
+def bench_pipeline(
+    name: str, trainer: Trainer, examples: Sequence[Example], questions: Path, folds: int, workdir: Path, target: float
+) -> dict[str, Any]:
+    """One pipeline: CV + full training, thresholds by the shared rule, scores on the questions."""
+    from omt.thresholds import choose, cross_validate, sweep  # here: omt.thresholds imports this module
+
+    cv_rows = cross_validate(trainer, examples, folds, workdir / "cv", label=name)
+    parse, seconds = trainer(examples, workdir / "full")
+    q_rows = question_rows(with_entities(parse), questions)
+    chosen = choose(sweep({"cv": cv_rows, "questions": q_rows}), target)
+    figures = score_answers(answers(q_rows, chosen["threshold"], chosen["ambiguity"]))
+    return {**figures, "threshold": chosen["threshold"], "ambiguity": chosen["ambiguity"], "train_seconds": seconds}
+
+
+HEADS = ("accuracy", "cited precision", "macro_f1", "not-covered recall", "thresholds", "train_s")
+
+
+def table_header() -> str:
+    return f"{'pipeline':14s} " + " ".join(f"{h:>{w}s}" for h, w in zip(HEADS, WIDTHS, strict=True))
+
+
+def table_row(name: str, r: dict[str, Any]) -> str:
+    """One pipeline's ratios with their counts."""
+    nc = r["not_covered_right"] / r["not_covered"] if r["not_covered"] else float("nan")
+    cells = (
+        f"{r['accuracy']:.3f} ({r['right']}/{r['n']})",
+        f"{r['cited_precision']:.3f} ({r['cited_right']}/{r['cited']})",
+        f"{r['macro_f1']:.3f}",
+        f"{nc:.3f} ({r['not_covered_right']}/{r['not_covered']})",
+        f"{r['threshold']:.2f}/{r['ambiguity']:.2f}",
+        f"{r['train_seconds']:.1f}",
+    )
+    return f"{name:14s} " + " ".join(f"{c:>{w}s}" for c, w in zip(cells, WIDTHS, strict=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from omt.thresholds import DEFAULT_TARGET, rule_text  # here: omt.thresholds imports this module
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=Path, required=True)
-    parser.add_argument("--configs", type=Path, nargs="+", default=[Path("config.yml"), Path("bench/rasa_default.yml")])
+    parser.add_argument("--configs", type=Path, nargs="*", default=[Path("config.yml"), Path("bench/rasa_default.yml")])
     parser.add_argument("--no-tfidf", action="store_true")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--min-precision", type=float, default=DEFAULT_TARGET)
     parser.add_argument("--json", type=Path, default=Path("reports/bench_nlu.json"))
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args(argv)
+    if not args.questions.is_file():
+        raise SystemExit(f"no question file {args.questions}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     logging.getLogger().setLevel(logging.ERROR)
-    knowledge = get_knowledge()
+    examples = training_examples()
+    extras = nlu_extras()
+    # The quick baseline first: its row is printed within minutes.
+    pipelines: dict[str, Trainer] = {} if args.no_tfidf else {"tfidf_logreg": tfidf_parser}
+    pipelines.update({c.stem: rasa_trainer(c, extras) for c in args.configs})
     results: dict[str, dict[str, Any]] = {}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         # A private training cache: every pipeline trains from scratch, so times compare.
         os.environ["RASA_CACHE_DIRECTORY"] = str(Path(tmp) / "cache")
-        for config in args.configs:
-            parse, seconds = rasa_parser(config, Path(tmp))
-            results[config.stem] = {**score(parse, args.questions, knowledge), "train_seconds": seconds}
-    if not args.no_tfidf:
-        parse, seconds = tfidf_parser(training_examples())
-        tfidf = score(parse, args.questions, knowledge, threshold=0.3, ambiguity=0.0)
-        results["tfidf_logreg"] = {**tfidf, "train_seconds": seconds}
-    print(f"{'pipeline':18s} {'accuracy':>9s} {'macro_f1':>9s} {'nc_recall':>9s} {'train_s':>8s}")
-    for name, r in results.items():
-        figures = f"{r['accuracy']:9.3f} {r['macro_f1']:9.3f} {r['not_covered_recall']:9.3f} {r['train_seconds']:8.1f}"
-        print(f"{name:18s} {figures}")
-    ours = results.get(args.configs[0].stem)
+        for name, trainer in pipelines.items():
+            results[name] = bench_pipeline(
+                name, trainer, examples, args.questions, args.folds, Path(tmp) / name, args.min_precision
+            )
+            # Each row as soon as it is known: a long run cut short still tells something.
+            print(f"{table_header()}\n{table_row(name, results[name])}", flush=True)
+            args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    print(f"{len(examples)} training examples; questions: {args.questions}")
+    print(f"thresholds, every pipeline: {rule_text(args.min_precision, args.folds)}")
+    print("\n".join([table_header(), *(table_row(name, r) for name, r in results.items())]))
+    ours = results.get(args.configs[0].stem) if args.configs else None
     if ours:
         for name, r in results.items():
-            if r is not ours and r["accuracy"]:
-                acc = ours["accuracy"] / r["accuracy"]
-                f1 = ours["macro_f1"] / max(r["macro_f1"], 1e-9)
-                print(f"ours/{name}: accuracy x{acc:.3f}, macro-F1 x{f1:.3f}")
+            if r is not ours:
+                print(f"ours - {name}: accuracy {ours['accuracy'] - r['accuracy']:+.3f}, "
+                      f"cited precision {ours['cited_precision'] - r['cited_precision']:+.3f}")  # fmt: skip
     if args.show_misses:
         for name, r in results.items():
-            for q, got, ok in r["misses"]:
-                print(f"  {name}: MISS {q!r}: got {got}, wanted {'/'.join(ok)}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
-    assert all(parent_id(m[1]) in ALL_IDS for r in results.values() for m in r["misses"])
+            for miss in r["misses"]:
+                print(f"  {name}: MISS {miss['q']!r}: got {miss['got']}, wanted {'/'.join(miss['wanted'])}")
     return 0
 
 

@@ -56,13 +56,13 @@ from rasa.core.tracker_store import (
     create_tracker_store,
 )
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event, SlotSet, UserUttered
+from rasa.shared.core.events import BotUttered, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from omt import tracker_window
+from omt import idempotency, tracker_window
 from omt.faults import TRACKER_STORE, abort_turn
 from omt.provenance import conversation_hash
 from omt.redaction import Rule, get_rules, redact_user_event, redact_value
@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 IN_MEMORY = ("in_memory", "memory", "inmemory")
+MAX_TURN_EVENTS = 200  # read after a user event to find its replies (a turn stores about ten)
 # Errors that mean "the store cannot be reached or written", not a bug in our code.
 STORE_ERRORS = (SQLAlchemyError, OSError)
 REPEAT_LOG_SECONDS = 60.0
@@ -405,6 +406,28 @@ class RedactingTrackerStore(TrackerStore):
             return
         self.kept.keep(tracker, tracker_window.last_event_id(inner, tracker.sender_id))
 
+    async def replies_to(self, sender_id: str, message_id: str, since: float) -> list[dict[str, Any]] | None:
+        """The messages sent for the user message `message_id` stored since `since`, or None (omt/idempotency.py).
+
+        SQL: the user event is found by an indexed query on the conversation (its id in
+        the event's JSON), then the events stored after it; in memory: the whole tracker.
+        """
+        inner = _innermost(self._store)
+        try:
+            if isinstance(inner, SQLTrackerStore):
+                stored = _stored_from(inner, sender_id, message_id, since)
+            else:
+                tracker = await self._store.retrieve_full_tracker(sender_id)
+                stored = [event.as_dict() for event in tracker.events] if tracker is not None else []
+        except STORE_ERRORS as exc:
+            self._unavailable("read", exc)
+        self.health.ok("read")
+        found = idempotency.replies_to(stored, message_id, since)
+        if found is None:
+            return None
+        events = (Event.from_parameters(dict(data)) for data in found)
+        return [event.message() for event in events if isinstance(event, BotUttered)]
+
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
         try:
             tracker = await self._store.retrieve_full_tracker(conversation_id)
@@ -437,6 +460,34 @@ class RedactingTrackerStore(TrackerStore):
             serialised = store.store.pop(sender_id, None)
             return len(json.loads(serialised).get("events") or []) if serialised else 0
         raise ForgetUnavailableError(f"cannot erase from {type(store).__name__}")  # refused in __init__ already
+
+
+def _stored_from(store: SQLTrackerStore, sender_id: str, message_id: str, since: float) -> list[dict[str, Any]]:
+    """The stored user event with `message_id` (since `since`) and the events after it, as dicts; [] if none."""
+    table = store.SQLEvent
+    with store.session_scope() as session:
+        candidates = (
+            session.query(table.id, table.data)
+            .filter(
+                table.sender_id == sender_id,
+                table.type_name == UserUttered.type_name,
+                table.timestamp >= since,
+                table.data.like(idempotency.like_pattern(message_id), escape="\\"),
+            )
+            .order_by(table.id)
+        )
+        for row_id, data in candidates:
+            event = json.loads(data)
+            if event.get("message_id") != message_id:
+                continue  # the id appeared in the text, not as the message's id
+            after = (
+                session.query(table.data)
+                .filter(table.sender_id == sender_id, table.id > row_id)
+                .order_by(table.id)
+                .limit(MAX_TURN_EVENTS)
+            )
+            return [event, *(json.loads(d) for (d,) in after)]
+    return []
 
 
 def find_redacting_store(store: Any) -> RedactingTrackerStore | None:

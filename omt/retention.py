@@ -4,7 +4,9 @@ Why here and not in Rasa: Rasa keeps every conversation for ever. A conversation
 a whole once its LAST event is older than the cutoff, so a patient who is still talking
 never loses the start of their conversation. Works on Rasa's SQL `events` table (SQLite
 and PostgreSQL) through SQLAlchemy; one transaction, and running it twice deletes
-nothing more. Without Rasa imports, so it is quick to run from cron.
+nothing more. Without Rasa imports, so it is quick to run from cron. The message ids
+that make a retried message be answered once are the stored user events' own
+(omt/idempotency.py), so they and the replies kept for a retry go with the conversation.
 
     python -m omt.retention --days 30 [--db-url postgresql://user:pw@host/db]
 

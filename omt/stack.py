@@ -3,12 +3,19 @@
 `make run` uses scripts/run_stack.sh in the foreground; this module does the same for
 programs that need a stack in the background, on free loopback ports, with their own
 tracker database, and tears everything down afterwards.
+
+A free port can be taken between the moment it is found and the moment the server binds
+it (Rasa takes seconds to get there). Two measures: `free_port` picks ports below the
+kernel's ephemeral range, which every outgoing connection draws its local port from, so
+only another server's explicit bind can take one; and `start_on_free_port` starts a
+server again on another port when its log says the port was taken.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,18 +24,72 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping, TypeVar
 
 from omt.knowledge import REPO_ROOT
 
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
+LOWEST_PORT = 20_000  # free_port's range: from here to just below the ephemeral range
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PORT_TAKEN = ("address already in use", "errno 98", "could not bind", "bind() to")  # Sanic, Redis, nginx
+PORT_ATTEMPTS = 4
+T = TypeVar("T")
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The local ports the kernel gives outgoing connections (Linux's default when unreadable)."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32_768, 60_999
+    return low, high
+
+
+def port_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:`port` now (with SO_REUSEADDR, as servers bind)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
+    """A free TCP port on loopback, below the ephemeral range (see the module docstring)."""
+    top = ephemeral_range()[0] - 1
+    for _ in range(200):
+        port = random.randint(LOWEST_PORT, top) if top > LOWEST_PORT else 0
+        if port and port_free(port):
+            return port
+    with socket.socket() as sock:  # no such range on this machine: the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_was_taken(log: Path, offset: int) -> bool:
+    """Whether what `log` got after `offset` says a server could not bind its port."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace").lower()
+    except OSError:
+        return False
+    return any(sign in text for sign in PORT_TAKEN)
+
+
+def start_on_free_port(start: Callable[[], T], new_port: Callable[[], None], log: Path) -> T:
+    """`start()`; when it fails because its port was taken meanwhile (per `log`), `new_port()` and again."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        offset = log.stat().st_size if log.exists() else 0
+        try:
+            return start()
+        except Exception:
+            if attempt == PORT_ATTEMPTS or not port_was_taken(log, offset):
+                raise
+            new_port()
+    raise AssertionError("unreachable")
 
 
 def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -99,23 +160,41 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_actions(self, timeout: float = 60) -> subprocess.Popen[bytes]:
-        proc = self._spawn(
-            [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
-            "actions.log",
-        )
-        wait_for_http(f"http://127.0.0.1:{self.actions_port}/health", timeout, proc)
-        return proc
+    def start_actions(self, timeout: float = 60, new_port_if_taken: bool = True) -> subprocess.Popen[bytes]:
+        """The action server; on another free port if its own was taken meanwhile (start it before Rasa)."""
 
-    def start_rasa(self, timeout: float = 180, extra_args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
-        args = [
-            str(VENV_BIN / "rasa"), "run", "--model", str(self.model), "--interface", "127.0.0.1",
-            "--port", str(self.rasa_port), "--credentials", str(self.credentials),
-            "--endpoints", str(self.endpoints), *extra_args,
-        ]  # fmt: skip
-        proc = self._spawn(args, "rasa.log")
-        wait_for_http(f"{self.url}/webhooks/rest/", timeout, proc)
-        return proc
+        def start() -> subprocess.Popen[bytes]:
+            proc = self._spawn(
+                [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
+                "actions.log",
+            )
+            wait_for_http(f"http://127.0.0.1:{self.actions_port}/health", timeout, proc)
+            return proc
+
+        if not new_port_if_taken:
+            return start()
+        return start_on_free_port(
+            start, lambda: setattr(self, "actions_port", free_port()), self.workdir / "actions.log"
+        )
+
+    def start_rasa(
+        self, timeout: float = 180, extra_args: tuple[str, ...] = (), new_port_if_taken: bool = True
+    ) -> subprocess.Popen[bytes]:
+        """Rasa; on another free port if its own was taken meanwhile (not when others know the port: a restart)."""
+
+        def start() -> subprocess.Popen[bytes]:
+            args = [
+                str(VENV_BIN / "rasa"), "run", "--model", str(self.model), "--interface", "127.0.0.1",
+                "--port", str(self.rasa_port), "--credentials", str(self.credentials),
+                "--endpoints", str(self.endpoints), *extra_args,
+            ]  # fmt: skip
+            proc = self._spawn(args, "rasa.log")
+            wait_for_http(f"{self.url}/webhooks/rest/", timeout, proc)
+            return proc
+
+        if not new_port_if_taken:
+            return start()
+        return start_on_free_port(start, lambda: setattr(self, "rasa_port", free_port()), self.workdir / "rasa.log")
 
     def stop(self) -> None:
         """SIGTERM each process group, then SIGKILL whatever is left."""

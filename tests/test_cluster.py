@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -80,7 +81,9 @@ def connect(base: str, source: str = "127.0.0.1", timeout: float = 60) -> http.c
 
 
 def send(conn: http.client.HTTPConnection, sender: str, text: str) -> None:
-    body = json.dumps({"sender": sender, "message": text})
+    """One message with an id of its own, as a careful client sends it: a retry of it (nginx passes
+    a POST to the other replica when the first died) is then handled once (omt/channels/once.py)."""
+    body = json.dumps({"sender": sender, "message": text, "message_id": uuid.uuid4().hex})
     conn.request("POST", "/webhooks/rest/webhook", body, {"Content-Type": "application/json"})
 
 
@@ -176,28 +179,28 @@ def test_a_conversation_alternating_between_replicas_keeps_its_context(
 # --- (b) a burst of messages from one patient ----------------------------------------------------
 
 
-def _burst(targets: list[str], sender: str, gap: float = 0.015) -> tuple[list[Reply], float]:
-    """The five QUESTIONS, one every `gap` seconds, each on its own connection, before any answer is read.
+def _burst(targets: list[str], sender: str, gap: float = 0.015) -> list[Reply]:
+    """The five QUESTIONS, one every `gap` seconds, each on its own connection, all before any answer is read.
 
-    (replies, seconds from the first request written to the last).
+    What is asserted holds however the machine's load spreads them: every message is
+    written before the first reply is read, and the conversation's lock, not timing, is
+    what orders them. How close together they arrive is not asserted (a loaded machine
+    can delay any write); the schedule keeps them close on a quiet one.
     """
     texts = list(QUESTIONS)
     conns = [connect(targets[i % len(targets)]) for i in range(len(texts))]
-    sent: list[float] = []
     start = time.monotonic()
     for i, (conn, text) in enumerate(zip(conns, texts, strict=True)):
         time.sleep(max(0.0, start + i * gap - time.monotonic()))  # on a schedule: a late wake-up does not add up
         send(conn, sender, text)
-        sent.append(time.monotonic())
-    return [receive(conn) for conn in conns], sent[-1] - sent[0]
+    return [receive(conn) for conn in conns]
 
 
 def test_a_burst_through_nginx_is_answered_once_each_in_order(
     cluster: Cluster, database: sa.engine.Engine, knowledge: Knowledge
 ) -> None:
     sender = f"burst-{uuid.uuid4().hex}"
-    replies, spread = _burst([cluster.url], sender)
-    assert spread < 0.1, "five messages within 100 ms"
+    replies = _burst([cluster.url], sender)
     assert [answer(r, knowledge) for r in replies] == list(QUESTIONS.values()), "each reply answers its own message"
     assert turns(stored(database, sender)) == [(t, [a]) for t, a in QUESTIONS.items()], "stored once each, in order"
 
@@ -212,8 +215,7 @@ def test_a_burst_split_over_both_replicas_is_taken_one_at_a_time(
     once, whole, with its own answer and never interleaved with another, is.
     """
     sender = f"split-{uuid.uuid4().hex}"
-    replies, spread = _burst(cluster.replica_urls, sender)
-    assert spread < 0.1
+    replies = _burst(cluster.replica_urls, sender)
     assert [answer(r, knowledge) for r in replies] == list(QUESTIONS.values())
     stored_turns = turns(stored(database, sender))
     assert sorted(stored_turns) == sorted((t, [a]) for t, a in QUESTIONS.items()), stored_turns
@@ -289,16 +291,24 @@ def test_service_resumes_after_a_postgres_restart_and_nothing_stored_is_lost(
 
 LOAD_REQUESTS = 300
 LOAD_CLIENTS = 4
+# How many times the test runs on the one cluster: 1 in `make test`; the README's "20 runs in a
+# row on a loaded machine" figure is OMT_KILL_RUNS=20 (it prints one line per run with -s).
+KILL_RUNS = int(os.environ.get("OMT_KILL_RUNS") or 1)
 
 
+@pytest.mark.parametrize("run", range(1, KILL_RUNS + 1))
 def test_a_replica_killed_under_load_costs_under_one_percent_of_requests(
-    cluster: Cluster, database: sa.engine.Engine, knowledge: Knowledge
+    cluster: Cluster, database: sa.engine.Engine, knowledge: Knowledge, run: int
 ) -> None:
     """SIGKILL replica 1 a quarter of the way through; then start it again and see nginx use it.
 
     Requests come from many loopback addresses, as from many patients: nginx allows one
-    address 10 requests a second (deploy/nginx/omt.conf).
+    address 10 requests a second (deploy/nginx/omt.conf). Each request has a message id,
+    so a request nginx passes to replica 0 after replica 1 died with it is stored once,
+    even when replica 1 had stored it already.
     """
+    if not cluster.replica_running(1):  # an earlier run failed before it started replica 1 again
+        cluster.start_replica(1)
     texts = list(QUESTIONS)
     failures: list[tuple[int, str]] = []
     done = threading.Semaphore(0)
@@ -307,7 +317,8 @@ def test_a_replica_killed_under_load_costs_under_one_percent_of_requests(
     def one(i: int) -> None:
         text = texts[i % len(texts)]
         try:
-            reply = rest(cluster.url, f"load-{uuid.uuid4().hex}", text, source=f"127.0.1.{i % 100 + 1}", timeout=60)
+            sender = f"load-{run}-{uuid.uuid4().hex}"
+            reply = rest(cluster.url, sender, text, source=f"127.0.1.{i % 100 + 1}", timeout=60)
             got = contract_faults(reply.messages, knowledge) if reply.status == 200 else (f"HTTP {reply.status}", [])
             if got != (QUESTIONS[text], []):
                 failures.append((i, str(got)))
@@ -327,23 +338,27 @@ def test_a_replica_killed_under_load_costs_under_one_percent_of_requests(
         list(pool.map(one, range(LOAD_REQUESTS)))
     kill.join(timeout=60)
     assert not cluster.replica_running(1), "replica 1 was killed"
-    assert len(failures) < LOAD_REQUESTS / 100, failures
     served = [len(replies_logged(cluster, i)) - logged_before[i] for i in (0, 1)]
-    print(f"load: {LOAD_REQUESTS} requests, {len(failures)} failed, replies per replica {served}")  # shown with -s
     query = (
-        "SELECT sender_id, COUNT(*) FROM events WHERE type_name = 'user' AND sender_id LIKE 'load-%' GROUP BY sender_id"
+        "SELECT sender_id, COUNT(*) FROM events WHERE type_name = 'user' AND sender_id LIKE :prefix GROUP BY sender_id"
     )
     with database.connect() as conn:
-        messages_stored = dict(conn.execute(sa.text(query)).all())
+        messages_stored = dict(conn.execute(sa.text(query), {"prefix": f"load-{run}-%"}).all())
+    twice = sum(1 for count in messages_stored.values() if count > 1)
+    print(
+        f"\nkill run {run}: {LOAD_REQUESTS} requests, {len(failures)} failed "
+        f"({100 * len(failures) / LOAD_REQUESTS:.2f} %), stored twice {twice}, replies per replica {served}"
+    )  # shown with -s
+    assert len(failures) < LOAD_REQUESTS / 100, failures
     assert len(messages_stored) >= LOAD_REQUESTS - len(failures), "every answered message is stored"
-    assert set(messages_stored.values()) == {1}, "none stored twice (a message retried after the kill included)"
+    assert twice == 0, "none stored twice (a message retried after the kill included)"
     assert served[1] >= LOAD_REQUESTS // 20, f"replica 1 had its share before it died: {served}"
     assert served[0] >= LOAD_REQUESTS // 2, f"replica 0 carried on alone: {served}"
 
     cluster.start_replica(1)
     assert answer(rest(cluster.replica_urls[1], f"back-{uuid.uuid4().hex}", "what is omt"), knowledge) == "what_is_omt"
     back = len(replies_logged(cluster, 1))
-    deadline, i = time.monotonic() + 40, 0
+    deadline, i = time.monotonic() + 120, 0  # nginx tries a failed server again after its fail_timeout
     while len(replies_logged(cluster, 1)) == back and time.monotonic() < deadline:
         i += 1
         rest(cluster.url, f"back-{uuid.uuid4().hex}", "what is omt", source=f"127.0.2.{i % 100 + 1}")

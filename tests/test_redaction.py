@@ -183,7 +183,7 @@ def _corpus() -> list[str]:
     walk(yaml.safe_load((FIXTURES / "questions.yml").read_text()))
     walk(yaml.safe_load((FIXTURES / "red_flag_phrasings.yml").read_text()))
     texts += [line.strip() for line in (FIXTURES / "ordinary_questions.txt").read_text().splitlines() if line.strip()]
-    for path in sorted((REPO / "data").glob("nlu*.yml")):  # nlu.yml and nlu_patients.yml
+    for path in sorted((REPO / "data").glob("nlu*.yml")):  # nlu.yml, nlu_patients.yml, nlu_past_events.yml
         for item in yaml.safe_load(path.read_text())["nlu"]:
             for line in str(item.get("examples") or "").splitlines():
                 if line.startswith("- "):

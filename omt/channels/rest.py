@@ -11,7 +11,12 @@ and nothing reaches Rasa or the tracker store:
 - 415 unless the Content-Type is application/json;
 - 400 unless the body is UTF-8 JSON holding an object with `sender` (a printable string,
   1 to `MAX_SENDER_CHARS` characters), `message` (a string of at most `MAX_MESSAGE_CHARS`
-  characters) and, if present, a `metadata` object.
+  characters) and, if present, a `metadata` object and a `message_id` (1 to 64 letters,
+  digits, "-" or "_").
+
+A `message_id` makes a retry safe: a message whose id this conversation already has
+(within 24 h) is not handled again, and the retry gets the first delivery's replies
+(omt/channels/once.py). Without one, every request is a new message.
 
 Lone UTF-16 surrogates in the message (valid JSON escapes, not valid text) become U+FFFD,
 so no later UTF-8 encoding (logs, exports) can fail on them. Registered in credentials.yml
@@ -24,13 +29,14 @@ import json
 import re
 from typing import Any, Awaitable, Callable, Mapping, NamedTuple
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput as RasaRestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from omt.faults import guarded
+from omt.channels.once import answer
+from omt.idempotency import ID_RULE, valid_message_id
 
 MAX_BODY_BYTES = 128 * 1024  # 10,000 astral characters as JSON escapes are 120,000 bytes
 MAX_MESSAGE_CHARS = 10_000
@@ -75,6 +81,8 @@ def payload_problem(data: Any) -> Refusal | None:
         return Refusal(400, f'"message" is longer than {MAX_MESSAGE_CHARS} characters')
     if data.get("metadata") is not None and not isinstance(data["metadata"], Mapping):
         return Refusal(400, '"metadata" must be a JSON object')
+    if data.get("message_id") is not None and valid_message_id(data["message_id"]) is None:
+        return Refusal(400, f'"message_id" must be {ID_RULE}')
     return None
 
 
@@ -91,11 +99,12 @@ class RestInput(RasaRestInput):
         return "rest"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        """Rasa's routes, plus a check that runs before the webhook route (and only for it).
+        """Rasa's two routes (without `?stream=true`), behind a check that runs before the webhook route.
 
-        Turns go through `omt.faults.guarded`: a failed turn answers the apology, not `[]`.
+        Turns go through `omt.channels.once.answer`: a failed turn answers the apology, not
+        `[]`, and a message with a `message_id` is handled once.
         """
-        webhook = super().blueprint(guarded(on_new_message))
+        webhook = Blueprint(f"custom_webhook_{type(self).__name__}", __name__)
 
         @webhook.middleware("request")
         async def check(request: Request) -> HTTPResponse | None:
@@ -103,6 +112,24 @@ class RestInput(RasaRestInput):
                 return None
             refusal = body_problem(request.headers.get("content-type"), request.body)
             return None if refusal is None else response.json({"error": refusal.error}, status=refusal.status)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            collector = CollectingOutputChannel()
+            message = UserMessage(
+                self._extract_message(request),
+                collector,
+                await self._extract_sender(request),
+                input_channel=self._extract_input_channel(request),
+                metadata=self.get_metadata(request),
+            )
+            message_id = valid_message_id(request.json.get("message_id"))
+            await answer(on_new_message, message, message_id, getattr(request.app.ctx, "agent", None))
+            return response.json(collector.messages)
 
         return webhook
 

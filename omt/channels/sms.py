@@ -6,6 +6,9 @@ public URL; secrets come from the environment (TWILIO_AUTH_TOKEN, SMS_SENDER_KEY
 SMS_WEBHOOK_URL), never from credentials.yml. The phone number is replaced by a keyed
 hash before anything reaches Rasa, so it is never stored or logged.
 
+Twilio sends a webhook again with the same `MessageSid` when our answer is slow: that
+message is handled once, and the retry gets the same TwiML (omt/channels/once.py).
+
 FORGET (ours, not Twilio's) asks for confirmation; FORGET YES erases the sender's stored
 conversation (omt.redacting_store.forget_conversation). Neither reaches Rasa.
 """
@@ -18,7 +21,7 @@ import os
 import re
 import traceback
 from dataclasses import dataclass, fields
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
 from urllib.parse import parse_qs
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
@@ -30,11 +33,15 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from omt.faults import guarded
+from omt.channels.once import answer
+from omt.idempotency import valid_message_id
 from omt.knowledge import Knowledge, get_knowledge
 from omt.provenance import keyed_hash
 from omt.redacting_store import ForgetUnavailableError, forget_conversation
 from omt.render.sms import SMS_BUDGET, SmsTexts, compose_sms, get_sms_texts, render_sms, render_text
+
+if TYPE_CHECKING:
+    from rasa.core.agent import Agent
 
 logger = logging.getLogger(__name__)
 
@@ -181,8 +188,7 @@ class SmsInput(InputChannel):
             logger.error("SMS channel refuses every request (403): %s not set", ", ".join(self._missing))
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
-        """The webhook; turns go through `omt.faults.guarded` (a failed turn answers the apology)."""
-        on_new_message = guarded(on_new_message)
+        """The webhook; turns go through `omt.channels.once.answer` (apology on failure; once per MessageSid)."""
         webhook = Blueprint("sms_webhook", __name__)
 
         @webhook.route("/", methods=["GET"])
@@ -195,7 +201,7 @@ class SmsInput(InputChannel):
             trackers = getattr(agent, "tracker_store", None)
             forget = functools.partial(forget_conversation, agent) if agent is not None else None
             signature = request.headers.get(SIGNATURE_HEADER)
-            status, body = await self.respond(request.body, signature, on_new_message, trackers, forget)
+            status, body = await self.respond(request.body, signature, on_new_message, trackers, forget, agent)
             return response.text(body, status=status, content_type="text/xml" if status == 200 else "text/plain")
 
         return webhook
@@ -207,13 +213,14 @@ class SmsInput(InputChannel):
         on_new_message: OnNewMessage,
         trackers: TrackerSource | None,
         forget: Forget | None = None,
+        agent: Agent | None = None,
     ) -> tuple[int, str]:
         """(HTTP status, response body) for one webhook request: 403 unless signed, else TwiML."""
         params = form_params(body)
         if params is None or not self._signed(params, signature):
             return 403, "Forbidden"
         try:
-            reply = await self._reply(params, on_new_message, trackers, forget)
+            reply = await self._reply(params, on_new_message, trackers, forget, agent)
         except Exception as exc:  # never a 500 to Twilio; the log holds no patient text
             logger.error(
                 "SMS turn failed (%s); sent the apology. Traceback (values omitted):\n%s",
@@ -238,6 +245,7 @@ class SmsInput(InputChannel):
         on_new_message: OnNewMessage,
         trackers: TrackerSource | None,
         forget: Forget | None = None,
+        agent: Agent | None = None,
     ) -> str | None:
         """The SMS to send back, or None for no reply (opt-out, or nobody to answer)."""
         sender, body = str(params.get("From") or ""), str(params.get("Body") or "")
@@ -257,16 +265,11 @@ class SmsInput(InputChannel):
             return self._canned["media_only"]
         sender_id = keyed_hash(sender, self.settings.sender_key)
         collector = CollectingOutputChannel()
-        message = UserMessage(
-            await self._pressed(body, sender_id, trackers),
-            collector,
-            sender_id,
-            input_channel=self.name(),
-            message_id=params.get("MessageSid"),
-        )
-        await on_new_message(message)
+        text = await self._pressed(body, sender_id, trackers)
+        message = UserMessage(text, collector, sender_id, input_channel=self.name())
+        await answer(on_new_message, message, valid_message_id(params.get("MessageSid")), agent)
         rendered = render_sms(collector.messages, self.knowledge, self.texts, self.settings.max_reply_chars)
-        # omt.faults.guarded already answers a failed turn; this covers a reply with nothing to render.
+        # `answer` already sends the apology for a failed turn; this covers a reply with nothing to render.
         return rendered or self._canned["error"]
 
     async def _pressed(self, body: str, sender_id: str, trackers: TrackerSource | None) -> str:

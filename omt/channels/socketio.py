@@ -12,6 +12,12 @@ What this channel emits, once per bot utterance, on `bot_message_evt` (`bot_utte
      "custom": {"answer_id": ..., "kind": ..., "citation": {...}}}  # the action's object, as is
 
 That is the REST channel's message shape (less `recipient_id`), so one renderer reads both.
+When the client sent its message with a `message_id` (`user_uttered` {message,
+session_id, message_id}), each reply to it also carries that `message_id`, so the
+client knows which message is answered. The widget and the kiosk send an id with every
+message and send an unanswered message again, with the same id, after a dropped
+connection: it is handled once, and the resend gets the first delivery's replies
+(omt/channels/once.py).
 Other differences from Rasa's channel, each for safety:
 
 - Origins: only the clinic pages' origins may connect (engine.io checks `Origin` on
@@ -54,8 +60,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from omt.channels.once import answer
 from omt.channels.rest import as_text
-from omt.faults import guarded
+from omt.idempotency import valid_message_id
 from omt.redacting_store import forget_conversation
 from omt.web import allowed_origins
 
@@ -89,10 +96,19 @@ def contract_message(message: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class SocketIOOutput(RasaSocketIOOutput):
-    """Emits each bot utterance as ONE `bot_uttered` event holding text, buttons and custom."""
+    """Emits each bot utterance as ONE `bot_uttered` event holding text, buttons and custom.
+
+    `message_id`: the client's id of the message being answered, sent with each reply.
+    """
+
+    def __init__(self, sio: AsyncServer, bot_message_evt: str, message_id: str | None = None) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.message_id = message_id
 
     async def _emit(self, recipient_id: str, message: Dict[str, Any]) -> None:
         if message:
+            if self.message_id is not None:
+                message = {**message, "message_id": self.message_id}
             await self.sio.emit(self.bot_message_evt, message, room=recipient_id)
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
@@ -159,9 +175,9 @@ class SocketIOInput(RasaSocketIOInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Rasa's blueprint, with our output channel and the checks in the module docstring.
 
-        Turns go through `omt.faults.guarded`: a failed turn emits the apology, never nothing.
+        Turns go through `omt.channels.once.answer`: a failed turn emits the apology, never
+        nothing, and a message with a `message_id` is handled once.
         """
-        on_new_message = guarded(on_new_message)
         sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.origins, cors_credentials=False)
         socketio_webhook = SocketBlueprint(sio, self.socketio_path, "socketio_webhook", __name__)
         self.sio = sio
@@ -169,6 +185,10 @@ class SocketIOInput(RasaSocketIOInput):
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
+
+        def agent_of(sid: str) -> Any:
+            """Rasa's agent, reached through the Sanic request that opened this socket."""
+            return sio.get_environ(sid, namespace=self.namespace)["sanic.request"].app.ctx.agent
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: str, environ: Dict, auth: Dict | None) -> bool:
@@ -200,14 +220,15 @@ class SocketIOInput(RasaSocketIOInput):
                     metadata = json.loads(metadata)
                 except ValueError:
                     metadata = {}
+            message_id = valid_message_id(data.get("message_id"))
             message = UserMessage(
                 as_text(data["message"][:MAX_MESSAGE_CHARS]),
-                SocketIOOutput(sio, self.bot_message_evt),
+                SocketIOOutput(sio, self.bot_message_evt, message_id),
                 sender_id,
                 input_channel=self.name(),
                 metadata=metadata if isinstance(metadata, dict) else {},
             )
-            await on_new_message(message)
+            await answer(on_new_message, message, message_id, agent_of(sid) if message_id else None)
 
         @sio.on("forget", namespace=self.namespace)
         async def forget(sid: str, data: Any = None) -> Dict[str, bool]:
@@ -215,9 +236,7 @@ class SocketIOInput(RasaSocketIOInput):
             if sender_id is None:
                 return {"forgotten": False}
             try:
-                # The Sanic request that opened this socket leads to Rasa's agent.
-                agent = sio.get_environ(sid, namespace=self.namespace)["sanic.request"].app.ctx.agent
-                await forget_conversation(agent, sender_id)
+                await forget_conversation(agent_of(sid), sender_id)
             except Exception as exc:  # the log holds no session id or text
                 logger.error("socket.io: could not erase a conversation (%s)", type(exc).__name__)
                 return {"forgotten": False}

@@ -9,6 +9,11 @@
  * - `reset()` also erases the old conversation on the server: the next connection sends
  *   the socket.io `forget` event for each session id left behind (kept in `state.forget`
  *   until the server acknowledges, so going offline or reloading does not lose it).
+ * - Each message goes with a random `message_id` and stays in `state.pending` (kept in
+ *   sessionStorage) until its answer (the reply with the `custom` payload) arrives. Every
+ *   new connection sends the pending messages again with the same ids: the server handles
+ *   an id once and answers a resend with the first delivery's replies, each tagged with
+ *   the id, so replies already shown are skipped and nothing is asked or shown twice.
  * - Events: "message" (detail: an entry {from: "user"|"bot", ...}), "status" (detail:
  *   "connecting" | "online" | "offline"), "waiting" (detail: true | false), "slow".
  */
@@ -44,18 +49,18 @@ export class Conversation extends EventTarget {
     this.storageKey = storageKey;
     this.socket = null;
     this.ready = false;
-    this.queue = [];
     this.slowTimer = 0;
     const stored = readStorage(storageKey);
     this.state = stored && /^[0-9a-f]{32}$/.test(stored.sessionId ?? "") ? stored : this.freshState();
     if (!Array.isArray(this.state.messages)) this.state.messages = [];
     if (!this.state.ui || typeof this.state.ui !== "object") this.state.ui = {};
     if (!Array.isArray(this.state.forget)) this.state.forget = [];
+    if (!Array.isArray(this.state.pending)) this.state.pending = [];
     this.save();
   }
 
   freshState() {
-    return { sessionId: newSessionId(), messages: [], ui: {}, forget: [] };
+    return { sessionId: newSessionId(), messages: [], ui: {}, forget: [], pending: [] };
   }
 
   get messages() {
@@ -106,10 +111,18 @@ export class Conversation extends EventTarget {
       this.ready = true;
       this.emitEvent("status", "online");
       this.sendForgets(socket);
-      for (const message of this.queue.splice(0)) this.emitUser(message);
+      // Sent on an earlier connection and not answered yet, or typed while offline: (re)send.
+      for (const pending of this.state.pending) {
+        pending.seen = 0;
+        this.emitUser(pending);
+      }
     });
     socket.on("bot_uttered", (message) => {
       if (socket !== this.socket) return;
+      if (!this.isNew(message)) {
+        if (!this.state.pending.length) this.setWaiting(false); // a resend's replies, all shown before
+        return;
+      }
       const entry = botEntry(message);
       if (!entry.text && !entry.buttons.length) return;
       this.setWaiting(false);
@@ -127,8 +140,29 @@ export class Conversation extends EventTarget {
     });
   }
 
-  emitUser(message) {
-    this.socket.emit("user_uttered", { message, session_id: this.state.sessionId });
+  /** @param {{id: string, text: string}} pending */
+  emitUser(pending) {
+    this.socket.emit("user_uttered", { message: pending.text, session_id: this.state.sessionId, message_id: pending.id });
+  }
+
+  /**
+   * Whether a reply is to be shown: not when it answers a message no longer pending, nor
+   * when a resend's replies repeat ones already shown (they come again in the same order).
+   * The reply with the `custom` payload ends its message's turn.
+   */
+  isNew(message) {
+    const id = message && typeof message === "object" ? message.message_id : undefined;
+    if (typeof id !== "string") return true;
+    const pending = this.state.pending.find((p) => p.id === id);
+    if (!pending) return false;
+    pending.seen = (pending.seen ?? 0) + 1;
+    const fresh = pending.seen > (pending.shown ?? 0);
+    if (fresh) pending.shown = pending.seen;
+    if (message.custom && typeof message.custom === "object") {
+      this.state.pending = this.state.pending.filter((p) => p !== pending);
+    }
+    this.save();
+    return fresh;
   }
 
   setWaiting(waiting) {
@@ -151,8 +185,10 @@ export class Conversation extends EventTarget {
       this.emitEvent("message", entry);
     }
     this.setWaiting(true);
-    if (this.ready && this.socket) this.emitUser(text);
-    else this.queue.push(text);
+    const pending = { id: newSessionId(), text, seen: 0, shown: 0 };
+    this.state.pending.push(pending);
+    this.save();
+    if (this.ready && this.socket) this.emitUser(pending);
     this.connect();
   }
 
@@ -187,7 +223,6 @@ export class Conversation extends EventTarget {
 
   close() {
     this.setWaiting(false);
-    this.queue = [];
     this.ready = false;
     if (this.socket) {
       const socket = this.socket;
