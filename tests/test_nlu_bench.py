@@ -51,7 +51,7 @@ def test_with_thresholds_applies_the_fallback_rule() -> None:
 def test_answers_and_score_counts(knowledge: Knowledge) -> None:
     rows = [
         ("what is omt", _parse("what_is_omt", 0.9), ["what_is_omt"]),
-        ("how much is it", _parse("techniques", 0.3), ["not_covered"]),
+        ("and the other thing", _parse("techniques", 0.3), ["not_covered"]),  # no aspect word: the guess stands
         ("is it safe", _parse("not_covered", 0.8), ["not_covered.risks"]),
     ]
     low = score_answers(answers(rows, 0.0, 0.0))

@@ -34,7 +34,7 @@ def test_rephrase_is_not_an_answer_unless_allowed() -> None:
 
 def test_sweep_pools_the_choice_parts_and_reports_the_rest_apart() -> None:
     cv = [_row("what is omt", "what_is_omt", 0.8, ["what_is_omt"]), _row("x", "techniques", 0.3, ["fascia"])]
-    questions = [_row("how much is it", "techniques", 0.4, ["not_covered"])]
+    questions = [_row("and the other thing", "techniques", 0.4, ["not_covered"])]
     dev = [_row("does omt hurt", "how_it_feels", 0.35, ["how_it_feels"])]
     table = sweep({"cv": cv, "questions": questions}, {"dev": dev})
     at = {(r["threshold"], r["ambiguity"]): r for r in table}
