@@ -26,6 +26,15 @@ from omt.contract import parent_id
 
 SIMILARITY = 0.85
 EVAL_DIR = Path(os.environ.get("OMT_EVAL_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "eval")
+# Our own held-out real questions (never trained on, never used to choose thresholds).
+HOLDOUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "real_holdout.yml"
+
+
+def question_files(eval_dir: Path) -> list[Path]:
+    """Every question file the training data must not copy: the shared eval set and our held-out set."""
+    return sorted(eval_dir.glob("*.yml")) + ([HOLDOUT] if HOLDOUT.exists() else [])
+
+
 # Intents whose reply has another id (as omt.nlu_bench maps them).
 INTENT_ANSWERS = {
     "nlu_fallback": "fallback",
@@ -152,9 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data"))
     parser.add_argument("--remove", action="store_true", help="delete the leaking examples from their files")
     args = parser.parse_args(argv)
-    files = sorted(args.eval_dir.glob("*.yml"))
-    if not files:
+    if not sorted(args.eval_dir.glob("*.yml")):
         raise SystemExit(f"no eval question files in {args.eval_dir}")
+    files = question_files(args.eval_dir)
     leaks = find_leaks(data_examples(args.data), eval_questions(files))
     for leak in leaks:
         print(leak)

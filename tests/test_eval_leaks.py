@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from omt.leaks import EVAL_DIR, Example, Question, data_examples, eval_questions, find_leaks, nlu_examples, remove
+from omt.leaks import (
+    EVAL_DIR,
+    HOLDOUT,
+    Example,
+    Question,
+    data_examples,
+    eval_questions,
+    find_leaks,
+    nlu_examples,
+    remove,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,6 +32,11 @@ def test_no_eval_question_is_copied_into_the_training_data() -> None:
     examples = data_examples(REPO / "data")
     assert len(examples) > 100, "the NLU examples were not found: has the data format changed?"
     leaks = find_leaks(examples, eval_questions(files))
+    assert not leaks, "remove them (`python -m omt.leaks --remove`):\n" + "\n".join(map(str, leaks))
+
+
+def test_our_held_out_questions_are_not_copied_into_the_training_data() -> None:
+    leaks = find_leaks(data_examples(REPO / "data"), eval_questions([HOLDOUT]))
     assert not leaks, "remove them (`python -m omt.leaks --remove`):\n" + "\n".join(map(str, leaks))
 
 
