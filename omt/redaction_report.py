@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from omt.corpus import ordinary_messages
 from omt.redaction import REDACTION_FILE, Rule, get_rules, redact
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +40,6 @@ ORDINARY = (
 )
 SPACY_MODEL = REPO / "build" / "spacy_omt"
 NAME_LABEL = "[name]"
-_ANNOTATION = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # Rasa's "[text](entity)" markup
 
 
 @dataclass(frozen=True)
@@ -59,24 +59,6 @@ class NamePhrasing:
 def name_phrasings(path: Path = PHRASINGS) -> list[NamePhrasing]:
     """The fixture's phrasings."""
     return [NamePhrasing(str(i["text"]), tuple(str(n) for n in i["names"])) for i in yaml.safe_load(path.read_text())]
-
-
-def ordinary_messages(path: Path) -> list[str]:
-    """Every patient-side message of a Rasa NLU file, a question file (dev format) or a text file."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix not in (".yml", ".yaml"):
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    data = yaml.safe_load(text) or {}
-    if "nlu" in data:
-        return [
-            _ANNOTATION.sub(r"\1", line.strip()[2:])
-            for block in data["nlu"]
-            if block.get("intent")
-            for line in str(block.get("examples", "")).splitlines()
-            if line.strip().startswith("- ")
-        ]
-    turns = list(data.get("single") or []) + [t for m in data.get("multi") or [] for t in m["turns"]]
-    return [str(t["q"]) for t in turns]
 
 
 def name_rules(rules: Sequence[Rule] | None = None) -> tuple[Rule, ...]:

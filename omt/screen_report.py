@@ -23,27 +23,12 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from omt.corpus import ordinary_messages
 from omt.safety import AFTER_TREATMENT, RedFlag, default_lexicon, screen
 
+# Intents and answer ids whose messages are emergencies, not ordinary questions.
+EMERGENCY_LABELS = ("emergency", "crisis")
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
-
-
-def ordinary_messages(path: Path) -> list[str]:
-    """Non-emergency messages from an NLU file, a question file or a text file."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix not in (".yml", ".yaml"):
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    data = yaml.safe_load(text) or {}
-    if "nlu" in data:
-        return [
-            line.strip()[2:]
-            for block in data["nlu"]
-            if block.get("intent") and block["intent"] not in ("emergency", "crisis")
-            for line in str(block.get("examples", "")).splitlines()
-            if line.strip().startswith("- ")
-        ]
-    turns = [c for c in data.get("single") or []] + [t for m in data.get("multi") or [] for t in m["turns"]]
-    return [str(t["q"]) for t in turns if "emergency" not in t["ok"]]
 
 
 def expand(paths: Sequence[Path]) -> list[Path]:
@@ -150,7 +135,7 @@ def report(args: argparse.Namespace, fn: Screen, title: str) -> None:
     print(f"=== {title}")
     total_alarms = total = 0
     for path in expand(args.ordinary):
-        messages = ordinary_messages(path)
+        messages = ordinary_messages(path, exclude=EMERGENCY_LABELS)
         alarms = [m for m in messages if fn(m) is not None]
         total += len(messages)
         total_alarms += len(alarms)

@@ -27,6 +27,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from omt.corpus import ordinary_messages
 from omt.evaluate import contract_faults, post
 from omt.knowledge import Knowledge, KnowledgeError
 from omt.redacting_store import (
@@ -38,7 +39,7 @@ from omt.redacting_store import (
     redacted_tracker,
 )
 from omt.redaction import REDACTION_FILE, load_rules, redact, redact_user_event, redact_value
-from omt.redaction_report import ORDINARY, NamePhrasing, name_phrasings, name_rules, ordinary_messages
+from omt.redaction_report import ORDINARY, NamePhrasing, name_phrasings, name_rules
 from omt.stack import Stack, running_stack
 from tests.test_channel_sms import text as sms_text
 from tests.test_forget import wait_until
