@@ -94,7 +94,7 @@ system-deps: ## Chromium, nginx, PostgreSQL, Redis from apt when missing (root);
 	@scripts/install_system_deps.sh
 
 test: system-deps lint validate $(MODEL) web ## Everything CI runs: lint, data validation, unit + stack tests, test stories, dev-set eval
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 	$(MAKE) --no-print-directory stories
 
 eval: $(MODEL) ## Accuracy + cited precision on question files against one stack it starts (QUESTIONS="a.yml b.yml" MIN_ACCURACY="x [y]")
