@@ -150,45 +150,50 @@ class ActionCapabilities(ActionService):
     reply_name = "capabilities"
 
 
-class ActionHandoff(ActionService):
+class RoutedService(ActionService, abc.ABC):
+    """A service reply that gives way to a finer not-covered reply when the message asks
+    about an aspect (cost, risks, visit…) that omt.aspects routes elsewhere."""
+
+    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        if (routed := _routed(self.reply_name, tracker)) != self.reply_name:
+            return _not_covered(knowledge, tracker, routed)
+        return self.own_reply(knowledge, tracker)
+
+    def own_reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        """This action's reply when no aspect reroutes it."""
+        return super().reply(knowledge, tracker)
+
+
+class ActionHandoff(RoutedService):
     """The clinic's contact details; a question about cost gets the cost reply (it has them too)."""
 
     reply_name = "handoff"
 
-    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
-        if (routed := _routed(self.reply_name, tracker)) != self.reply_name:
-            return _not_covered(knowledge, tracker, routed)
-        return super().reply(knowledge, tracker)
 
-
-class ActionNotCovered(ActionService):
+class ActionNotCovered(RoutedService):
     """The article does not answer it: say so, offer the nearest covered topics."""
 
     reply_name = "not_covered"
 
-    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
-        return _not_covered(knowledge, tracker, _routed(self.reply_name, tracker))
+    def own_reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
+        return _not_covered(knowledge, tracker)
 
 
-class ActionPersonalAdvice(ActionService):
+class ActionPersonalAdvice(RoutedService):
     """The patient's own case: refer to their DO, plus the general fact for a named population."""
 
     reply_name = "personal_advice"
 
-    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
-        if (routed := _routed(self.reply_name, tracker)) != self.reply_name:
-            return _not_covered(knowledge, tracker, routed)
+    def own_reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
         return _personal_advice(knowledge, tracker)
 
 
-class ActionFallback(ActionService):
+class ActionFallback(RoutedService):
     """Not understood, or too close to call: "did you mean…?", then the handoff."""
 
     reply_name = "fallback"
 
-    def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
-        if (routed := _routed(self.reply_name, tracker)) != self.reply_name:
-            return _not_covered(knowledge, tracker, routed)
+    def own_reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
         misses = int(tracker.get_slot("misses") or 0) + 1
         return replies.fallback_reply(knowledge, _ranking(tracker), misses)
 
