@@ -774,9 +774,13 @@ class _Scan:
         return -1
 
     def _in_pseudo(self, s: int, e: int) -> bool:
-        pseudo, toks = self.lex.negation.pseudo, self.doc.tokens
+        return self._covered_by(self.lex.negation.pseudo, s, e)
+
+    def _covered_by(self, phrases: _Phrases, s: int, e: int) -> bool:
+        """Does one of `phrases` (starting up to 4 tokens before) overlap tokens[s..e]?"""
+        toks = self.doc.tokens
         for k in range(max(0, s - 4), e + 1):
-            n = pseudo.length_at(toks, k)
+            n = phrases.length_at(toks, k)
             if n and k + n > s:
                 return True
         return False
@@ -852,12 +856,7 @@ class _Scan:
         return self._memo[key]
 
     def _onset_pseudo(self, s: int, e: int) -> bool:
-        pseudo, toks = self.lex.context.onset_pseudo, self.doc.tokens
-        for k in range(max(0, s - 4), e + 1):
-            n = pseudo.length_at(toks, k)
-            if n and k + n > s:
-                return True
-        return False
+        return self._covered_by(self.lex.context.onset_pseudo, s, e)
 
     def treated_in(self, lo: int, hi: int) -> bool:
         """Does a clause of tokens[lo:hi] (one sentence) say a treatment came first ("after my OMT")?"""
