@@ -27,7 +27,7 @@ export TRACKER_DB_URL ?=
 export LOCK_STORE_URL ?=
 
 TRAIN_INPUTS := $(VENV)/.installed config.yml domain.yml $(wildcard data/nlu*.yml) data/rules.yml data/stories.yml \
-                knowledge/omt.yml omt/nlp_build.py omt/policy.py omt/nlu_limit.py omt/nlu_spelling.py
+                knowledge/omt.yml omt/ops/nlp_build.py omt/rasa/policy.py omt/rasa/nlu_limit.py omt/rasa/nlu_spelling.py
 
 .PHONY: bench-nlu bench-core bench load thresholds screen-report redaction-report typos leaks
 .PHONY: cluster cluster-stop
@@ -46,8 +46,8 @@ lock: $(VENV)/.installed ## Re-pin requirements.txt from requirements.in + const
 	$(PY) -m pip freeze --exclude-editable > requirements.txt
 
 build-nlp: $(SPACY)/meta.json ## Build our spaCy pipeline and NLU synonyms from knowledge/omt.yml
-$(SPACY)/meta.json $(GEN_NLU) $(VOCAB) &: $(VENV)/.installed knowledge/omt.yml $(wildcard data/nlu*.yml) omt/nlp_build.py omt/knowledge.py
-	$(PY) -m omt.nlp_build --out $(SPACY) --nlu $(GEN_NLU) --vocabulary $(VOCAB)
+$(SPACY)/meta.json $(GEN_NLU) $(VOCAB) &: $(VENV)/.installed knowledge/omt.yml $(wildcard data/nlu*.yml) omt/ops/nlp_build.py omt/core/knowledge.py
+	$(PY) -m omt.ops.nlp_build --out $(SPACY) --nlu $(GEN_NLU) --vocabulary $(VOCAB)
 
 train: $(MODEL) ## Build the spaCy pipeline, then `rasa train` (skipped when no input changed)
 $(MODEL): $(TRAIN_INPUTS) $(SPACY)/meta.json $(VOCAB)
@@ -61,10 +61,10 @@ run: $(MODEL) web ## Chat: action server (5055) + Rasa REST/socket.io (5005) + w
 
 CLUSTER_PORT ?= 8000
 cluster: system-deps $(MODEL) web ## In the background: PostgreSQL, Redis, 2 Rasa replicas + 2 action servers, nginx on CLUSTER_PORT (8000); state in .cluster/
-	$(PY) -m omt.cluster start --port $(CLUSTER_PORT)
+	$(PY) -m omt.ops.cluster start --port $(CLUSTER_PORT)
 
 cluster-stop: ## Stop what `make cluster` started (its pid files in .cluster/); the data stays
-	$(PY) -m omt.cluster stop
+	$(PY) -m omt.ops.cluster stop
 
 WEB_VENDOR := web/static/vendor/socket.io.min.js
 web: $(WEB_VENDOR) ## Widget + kiosk assets: `npm ci` in web/, socket.io client copied to web/static/vendor/ (git-ignored)
@@ -98,32 +98,32 @@ test: system-deps lint validate $(MODEL) web ## Everything CI runs: lint, data v
 	$(MAKE) --no-print-directory stories
 
 eval: $(MODEL) ## Accuracy + cited precision on question files against one stack it starts (QUESTIONS="a.yml b.yml" MIN_ACCURACY="x [y]")
-	$(PY) -m omt.evaluate --questions $(QUESTIONS) --min-accuracy $(MIN_ACCURACY) --start-stack
+	$(PY) -m omt.bench.evaluate --questions $(QUESTIONS) --min-accuracy $(MIN_ACCURACY) --start-stack
 
 bench-nlu: $(GEN_NLU) $(SPACY)/meta.json ## Ours vs Rasa's default pipeline vs TF-IDF+logistic regression on QUESTIONS, thresholds by one rule (one run; heavy)
-	$(PY) -m omt.nlu_bench --questions $(QUESTIONS) --configs config.yml bench/rasa_default.yml --folds $(FOLDS) --min-precision $(MIN_PRECISION)
+	$(PY) -m omt.bench.nlu_bench --questions $(QUESTIONS) --configs config.yml bench/rasa_default.yml --folds $(FOLDS) --min-precision $(MIN_PRECISION)
 
 thresholds: $(GEN_NLU) $(SPACY)/meta.json ## Choose FallbackClassifier thresholds on CV + QUESTIONS (real_dev.yml); dev reported apart; reports/thresholds.png
-	$(PY) -m omt.thresholds --questions $(QUESTIONS) $(if $(wildcard $(EVAL_DIR)/dev_questions.yml),--dev $(EVAL_DIR)/dev_questions.yml) \
+	$(PY) -m omt.bench.thresholds --questions $(QUESTIONS) $(if $(wildcard $(EVAL_DIR)/dev_questions.yml),--dev $(EVAL_DIR)/dev_questions.yml) \
 	  --folds $(FOLDS) --min-precision $(MIN_PRECISION)
 
 leaks: $(VENV)/.installed ## Training examples that copy a question of EVAL_DIR (verbatim, or > 0.85 similar with the same label)
-	OMT_EVAL_DIR=$(EVAL_DIR) $(PY) -m omt.leaks
+	OMT_EVAL_DIR=$(EVAL_DIR) $(PY) -m omt.bench.leaks
 
 bench-core: $(MODEL) ## Single-user figures: train from scratch, start-up, memory, REST p50/p95 (reports/bench_core.json)
-	$(PY) -m omt.bench_core --train --turns 200
+	$(PY) -m omt.bench.bench_core --train --turns 200
 
 bench: $(MODEL) ## One run, one table: train, start-up, memory, 1-user webhook vs /model/parse, 1/8/32 users, turn 1 vs 100, cluster, `rasa init` bot (reports/bench.json, .png; BENCH_ARGS=--quick)
-	$(PY) -m omt.bench $(BENCH_ARGS)
+	$(PY) -m omt.bench.bench $(BENCH_ARGS)
 
 screen-report: $(VENV)/.installed ## Red-flag screener figures: false alarms (NLU data, fixtures, ORDINARY=files or dirs; default ../shared/eval), recall per category, blind set, speed; SCREEN_ARGS=--medspacy adds ConText
-	$(PY) -m omt.screen_report --ordinary $(wildcard data/nlu*.yml) tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval)) $(SCREEN_ARGS)
+	$(PY) -m omt.bench.screen_report --ordinary $(wildcard data/nlu*.yml) tests/fixtures/ordinary_questions.txt $(or $(ORDINARY),$(wildcard ../shared/eval)) $(SCREEN_ARGS)
 
 redaction-report: $(VENV)/.installed build-nlp ## Names kept out of the store: our cue rules vs Presidio's recognizers (recall, false redactions, µs/message)
-	$(PY) -m omt.redaction_report
+	$(PY) -m omt.bench.redaction_report
 
 typos: $(VENV)/.installed ## Make a typo test set from QUESTIONS (reports/typos.yml); then `make eval QUESTIONS=reports/typos.yml`
-	$(PY) -m omt.typos --questions $(QUESTIONS) --out reports/typos.yml
+	$(PY) -m omt.bench.typos --questions $(QUESTIONS) --out reports/typos.yml
 
 cv: $(GEN_NLU) ## NLU cross-validation (5 folds); Rasa's reports go to results/cv
 	$(RASA) test nlu --config config.yml --nlu data --cross-validation --folds 5 --out results/cv
@@ -134,11 +134,11 @@ lint: $(VENV)/.installed ## ruff and mypy
 	$(VENV)/bin/mypy
 
 log-summary: ## Summarise the provenance log (answers per id; not-covered/fallback/emergency rates)
-	$(PY) -m omt.log_summary $${LOG:-logs/replies.jsonl}
+	$(PY) -m omt.ops.log_summary $${LOG:-logs/replies.jsonl}
 
 purge: $(VENV)/.installed ## Delete conversations idle for more than DAYS days (SQLite or PostgreSQL)
 	@test -n "$(DAYS)" || { echo "usage: make purge DAYS=N  (database: TRACKER_DB_URL, else SQLite at TRACKER_DB)"; exit 2; }
-	$(PY) -m omt.retention --days $(DAYS)
+	$(PY) -m omt.ops.retention --days $(DAYS)
 
 # pip-audit lives in its own venv (system Python): its dependencies clash with Rasa's pins.
 AUDIT_VENV   := .venv-audit
@@ -160,7 +160,7 @@ LOAD_PYTHON ?= /usr/bin/python3
 DURATION    ?= 5m
 USERS       ?= 50
 load: $(MODEL) $(LOAD_VENV)/.installed ## USERS simulated patients (50) for DURATION (5m), think time 2-8 s, single stack and cluster; checks errors and storage (reports/load.json)
-	$(PY) -m omt.load --duration $(DURATION) --users $(USERS) $(LOAD_ARGS)
+	$(PY) -m omt.bench.load --duration $(DURATION) --users $(USERS) $(LOAD_ARGS)
 $(LOAD_VENV)/.installed: requirements-load.txt
 	$(LOAD_PYTHON) -m venv $(LOAD_VENV)
 	$(LOAD_VENV)/bin/pip install -q -r requirements-load.txt \

@@ -1,7 +1,7 @@
-"""Custom actions: thin adapters from the tracker to `omt.replies` and back.
+"""Custom actions: thin adapters from the tracker to `omt.core.replies` and back.
 
 Each action picks a reply; the wording lives in knowledge/, the choice logic in
-omt.routing, the payload shape in omt.replies. Every reply is logged (no patient text).
+omt.core.routing, the payload shape in omt.core.replies. Every reply is logged (no patient text).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, Restarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from omt import aspects, replies, routing
-from omt.contract import KNOWLEDGE_IDS, is_safety
-from omt.knowledge import Knowledge, get_knowledge
-from omt.provenance import log_reply, reply_record
-from omt.replies import Reply
-from omt.safety import screen
+from omt.core import aspects, replies, routing
+from omt.core.contract import KNOWLEDGE_IDS, is_safety
+from omt.core.knowledge import Knowledge, get_knowledge
+from omt.core.provenance import log_reply, reply_record
+from omt.core.replies import Reply
+from omt.core.safety import screen
 
 
 def _intent(tracker: Tracker) -> tuple[str, float | None]:
@@ -35,7 +35,7 @@ def _ranking(tracker: Tracker, exclude: list[str] | None = None) -> list[str]:
 
 
 def _routed(answer_id: str, tracker: Tracker) -> str:
-    """`answer_id`, or the not-covered reply for an aspect it does not answer (omt.aspects)."""
+    """`answer_id`, or the not-covered reply for an aspect it does not answer (omt.core.aspects)."""
     return aspects.route(answer_id, tracker.latest_message.get("text") or "")
 
 
@@ -152,7 +152,7 @@ class ActionCapabilities(ActionService):
 
 class RoutedService(ActionService, abc.ABC):
     """A service reply that gives way to a finer not-covered reply when the message asks
-    about an aspect (cost, risks, visit…) that omt.aspects routes elsewhere."""
+    about an aspect (cost, risks, visit…) that omt.core.aspects routes elsewhere."""
 
     def reply(self, knowledge: Knowledge, tracker: Tracker) -> Reply:
         if (routed := _routed(self.reply_name, tracker)) != self.reply_name:

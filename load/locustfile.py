@@ -1,10 +1,10 @@
 """Simulated patients for `make load`: a few-turn conversation each, with think time between messages.
 
-Run by omt.load in its own venv (.venv-load, requirements-load.txt: Locust's gevent and
+Run by omt.bench.load in its own venv (.venv-load, requirements-load.txt: Locust's gevent and
 Flask must not touch Rasa's pinned venv), so this file imports from omt only
-omt.scoring, which needs nothing beyond the standard library: a reply is judged by the
-same rule as in `make eval` and `make bench`. What patients say comes from omt.patients
-as a JSON file; what was sent, per sender, and every latency go back as JSON for omt.load
+omt.bench.scoring, which needs nothing beyond the standard library: a reply is judged by the
+same rule as in `make eval` and `make bench`. What patients say comes from omt.bench.patients
+as a JSON file; what was sent, per sender, and every latency go back as JSON for omt.bench.load
 to check against the tracker store.
 
     OMT_LOAD_SCRIPTS  JSON list of conversations (lists of messages)
@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 from locust import HttpUser, between, events, task
 from requests.adapters import HTTPAdapter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for omt.scoring
-from omt.scoring import reply_problem
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for omt.bench.scoring
+from omt.bench.scoring import reply_problem
 
 SCRIPTS: list[list[str]] = json.loads(Path(os.environ["OMT_LOAD_SCRIPTS"]).read_text(encoding="utf-8"))
 PREFIX = os.environ.get("OMT_LOAD_PREFIX", "load")
@@ -92,7 +92,7 @@ class Patient(HttpUser):
 
 @events.quitting.add_listener
 def _write_results(environment: Any, **_: Any) -> None:
-    """Everything omt.load needs, once every user has stopped."""
+    """Everything omt.bench.load needs, once every user has stopped."""
     out = {
         "sent": SENT,
         "latencies_ms": [round(ms, 2) for ms, _ in SAMPLES],

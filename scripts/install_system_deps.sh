@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the tests and the cluster need, from Debian: headless Chromium, its driver
-# and a font (tests/test_web_*.py); nginx (tests/test_nginx.py, `make cluster`); Redis, the
-# cluster's lock store; PostgreSQL (tests/test_retention.py, the cluster's tracker store).
+# and a font (tests/ops/test_web_*.py); nginx (tests/ops/test_nginx.py, `make cluster`); Redis, the
+# cluster's lock store; PostgreSQL (tests/ops/test_retention.py, the cluster's tracker store).
 #
 # `make test` and `make cluster` run this first. Idempotent and quick when all is there: one
 # dpkg-query, no `apt-get update`. When something is missing it installs it as root (one

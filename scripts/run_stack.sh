@@ -3,13 +3,13 @@
 # the REST channel and the embedded SQLite tracker store. Ctrl-C or SIGTERM stops
 # every process this script started.
 #   RASA_PORT (5005), ACTIONS_PORT (5055), TRACKER_DB (.data/tracker.db), MODEL (models/omt.tar.gz)
-#   WEB_PORT (8080): widget demo page and kiosk (omt/web.py); SOCKET_URL, CLINIC_ORIGINS
+#   WEB_PORT (8080): widget demo page and kiosk (omt/ops/web.py); SOCKET_URL, CLINIC_ORIGINS
 #   OMT_ENV (development): `production` refuses to start on missing, default or short secrets
-#   (omt/config_check.py). RASA_ENABLE_API=1 turns Rasa's HTTP API on, with RASA_API_TOKEN
+#   (omt/ops/config_check.py). RASA_ENABLE_API=1 turns Rasa's HTTP API on, with RASA_API_TOKEN
 #   or RASA_JWT_SECRET (required); it is off otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/python -m omt.config_check  # first: before any default below fills a secret in
+.venv/bin/python -m omt.ops.config_check  # first: before any default below fills a secret in
 : "${RASA_PORT:=5005}" "${ACTIONS_PORT:=5055}" "${TRACKER_DB:=.data/tracker.db}" "${MODEL:=models/omt.tar.gz}"
 export RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=3 SANIC_HOST=127.0.0.1
 # Development defaults for the SMS line's secrets (production mode refuses them).
@@ -44,7 +44,7 @@ pids+=($!)
 .venv/bin/rasa run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml "${api_args[@]}" ${RASA_EXTRA_ARGS:-} &
 pids+=($!)
-.venv/bin/python -m omt.web --port "$WEB_PORT" --socket-url "$SOCKET_URL" &
+.venv/bin/python -m omt.ops.web --port "$WEB_PORT" --socket-url "$SOCKET_URL" &
 pids+=($!)
 echo "Starting: Rasa on http://127.0.0.1:${RASA_PORT} (REST: /webhooks/rest/webhook), actions on 127.0.0.1:${ACTIONS_PORT}. Ctrl-C stops all."
 echo "Web pages: widget demo http://127.0.0.1:${WEB_PORT}/ and kiosk http://127.0.0.1:${WEB_PORT}/kiosk"

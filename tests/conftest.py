@@ -11,8 +11,8 @@ from typing import Iterator
 
 import pytest
 
-from omt.knowledge import Knowledge, get_knowledge
-from omt.stack import Stack, running_stack
+from omt.core.knowledge import Knowledge, get_knowledge
+from omt.ops.stack import Stack, running_stack
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = REPO / "models" / "omt.tar.gz"

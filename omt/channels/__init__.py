@@ -1,1 +1,4 @@
-"""Our own Rasa input channels, loaded by module path from credentials.yml."""
+"""Our own Rasa input channels (REST, socket.io, SMS, forget me) and the SMS renderer.
+
+Loaded by module path from credentials.yml; they use the Rasa layer and the core below them.
+"""

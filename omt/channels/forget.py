@@ -1,7 +1,7 @@
 """ "Forget me" for REST clients: POST /webhooks/forget/webhook {"sender": "..."} erases that conversation.
 
 Rasa's REST channel has no way to delete a conversation, and its TrackerStore no delete;
-this channel erases through omt.redacting_store (the tracker store named in
+this channel erases through omt.rasa.redacting_store (the tracker store named in
 endpoints.yml), under the conversation's lock. The answer is {"forgotten": true,
 "events": N} (N may be 0: erasing twice is fine), 400 for a bad body, 503 when the
 running tracker store cannot erase. Same trust as the REST channel itself: whoever holds
@@ -22,7 +22,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from omt.channels.rest import MAX_SENDER_CHARS
-from omt.redacting_store import ForgetUnavailableError, TrackerStoreUnavailableError, forget_conversation
+from omt.rasa.redacting_store import ForgetUnavailableError, TrackerStoreUnavailableError, forget_conversation
 
 logger = logging.getLogger(__name__)
 

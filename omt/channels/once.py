@@ -2,13 +2,13 @@
 
 Used by every channel (REST, socket.io, SMS) instead of calling Rasa's `on_new_message`
 directly: `answer(on_new_message, message, message_id, agent)`. Without an id (or
-without our tracker store) it is exactly `omt.faults.guarded(on_new_message)(message)`.
+without our tracker store) it is exactly `omt.rasa.faults.guarded(on_new_message)(message)`.
 
 With an id, the turn runs as Rasa's `Agent.handle_message` runs it — under the
 conversation's lock from Rasa's lock store (Redis in the cluster, so every replica
 takes the same lock) and through the agent's processor — with one step first, inside
 the lock: the tracker store is asked whether a user event with this id is stored for
-the conversation within `omt.idempotency.KEEP_SECONDS`. If it is, the bot messages
+the conversation within `omt.core.idempotency.KEEP_SECONDS`. If it is, the bot messages
 stored after it are sent again through the channel and Rasa is not called: one user
 event is stored, and the retry gets the same replies (SMS: the same TwiML). A retry
 that arrives while the first delivery is still running waits for the lock, so it
@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from rasa.core.channels.channel import UserMessage
 
-from omt.faults import guarded
-from omt.idempotency import KEEP_SECONDS
-from omt.redacting_store import find_redacting_store
+from omt.core.idempotency import KEEP_SECONDS
+from omt.rasa.faults import guarded
+from omt.rasa.redacting_store import find_redacting_store
 
 if TYPE_CHECKING:
     from rasa.core.agent import Agent

@@ -36,7 +36,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from omt.channels.once import answer
-from omt.idempotency import ID_RULE, valid_message_id
+from omt.core.idempotency import ID_RULE, valid_message_id
 
 MAX_BODY_BYTES = 128 * 1024  # 10,000 astral characters as JSON escapes are 120,000 bytes
 MAX_MESSAGE_CHARS = 10_000

@@ -1,0 +1,111 @@
+"""The web channels' own texts (knowledge/web.yml): what the widget and the kiosk add to a card.
+
+Loaded and checked once when the page server starts (a bad file stops it, like every
+knowledge file), then served to the pages as a JavaScript module (`texts_module`), so that
+the words live in knowledge/, not in the JavaScript, and the widget embedded on a clinic's
+own site gets them from the same place as its code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from omt.core.contract import SAFETY_REPLIES
+from omt.core.knowledge import KNOWLEDGE_DIR, Knowledge, KnowledgeError
+
+WEB_TEXTS_FILE: Final = KNOWLEDGE_DIR / "web.yml"
+CHANNELS: Final = ("widget", "kiosk")
+SAFETY_ANSWER_IDS: Final = frozenset(SAFETY_REPLIES.values())
+# A link on an emergency card only ever calls or texts a number: never a web address or a script.
+LINK_HREF: Final = re.compile(r"(tel|sms):\+?[0-9]{3,15}")
+_CARD_KEYS: Final = frozenset({"note", "links"})
+_CHANNEL_KEYS: Final = frozenset({"safety", "handoff_note"})
+
+WebTexts = dict[str, dict[str, Any]]
+
+
+def _text(value: Any, knowledge: Knowledge, where: str, problems: list[str]) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"{where}: must be a non-empty text")
+        return ""
+    try:
+        return knowledge.fill(" ".join(value.split()))
+    except (KeyError, IndexError, ValueError) as exc:
+        problems.append(f"{where}: unknown placeholder {exc}")
+        return ""
+
+
+def _links(raw: Any, knowledge: Knowledge, where: str, problems: list[str]) -> list[dict[str, str]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append(f"{where}: must be a list")
+        return []
+    links = []
+    for i, link in enumerate(raw):
+        here = f"{where}[{i}]"
+        if not isinstance(link, dict) or set(link) != {"label", "href"}:
+            problems.append(f"{here}: needs exactly `label` and `href`")
+            continue
+        href = str(link["href"])
+        if not LINK_HREF.fullmatch(href):
+            problems.append(f"{here}: href must be tel:NUMBER or sms:NUMBER, not {href!r}")
+        links.append({"label": _text(link["label"], knowledge, f"{here}.label", problems), "href": href})
+    return links
+
+
+def _channel(raw: Any, knowledge: Knowledge, where: str, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: missing")
+        return {}
+    for unknown in sorted(set(raw) - _CHANNEL_KEYS):
+        problems.append(f"{where}.{unknown}: unknown key")
+    safety_raw = raw.get("safety")
+    safety: dict[str, dict[str, Any]] = {}
+    if not isinstance(safety_raw, dict) or "emergency" not in safety_raw:
+        problems.append(f"{where}.safety: needs at least the `emergency` card (every finer id falls back to it)")
+        safety_raw = safety_raw if isinstance(safety_raw, dict) else {}
+    for answer_id, card in safety_raw.items():
+        here = f"{where}.safety.{answer_id}"
+        if answer_id not in SAFETY_ANSWER_IDS:
+            problems.append(f"{here}: not a safety answer id ({', '.join(sorted(SAFETY_ANSWER_IDS))})")
+        if not isinstance(card, dict) or not card or set(card) - _CARD_KEYS:
+            problems.append(f"{here}: needs `note` and/or `links`, nothing else")
+            continue
+        safety[str(answer_id)] = {
+            "note": _text(card.get("note"), knowledge, f"{here}.note", problems),
+            "links": _links(card.get("links"), knowledge, f"{here}.links", problems),
+        }
+    return {
+        "safety": safety,
+        "handoff_note": _text(raw.get("handoff_note"), knowledge, f"{where}.handoff_note", problems),
+    }
+
+
+def load_web_texts(knowledge: Knowledge, path: Path = WEB_TEXTS_FILE) -> WebTexts:
+    """knowledge/web.yml checked and filled: {channel: {"safety": {answer_id: card}, "handoff_note": text}}."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnowledgeError(f"{path}: cannot read: {exc}") from exc
+    channels_raw = raw.get("channels") if isinstance(raw, dict) else None
+    if not isinstance(channels_raw, dict):
+        raise KnowledgeError(f"{path}: needs a `channels` mapping")
+    problems = [f"channels.{unknown}: not a web channel" for unknown in sorted(set(channels_raw) - set(CHANNELS))]
+    texts = {name: _channel(channels_raw.get(name), knowledge, f"channels.{name}", problems) for name in CHANNELS}
+    if problems:
+        raise KnowledgeError(f"{path} is invalid:\n  - " + "\n  - ".join(problems))
+    return texts
+
+
+def texts_module(texts: WebTexts) -> str:
+    """The texts as the ES module render.js imports (JSON is a JavaScript expression; ASCII-escaped)."""
+    header = "// Generated by omt/core/web_texts.py from knowledge/web.yml: edit that file.\n"
+    return f"{header}export default {json.dumps(texts, indent=1)};\n"

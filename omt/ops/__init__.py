@@ -1,0 +1,1 @@
+"""Running the assistant: the page server, the local stack, the cluster, retention and checks."""

@@ -1,0 +1,109 @@
+"""Reply building: one contract payload per turn, citations, buttons, notice."""
+
+from __future__ import annotations
+
+import pytest
+
+from omt.core import replies
+from omt.core.contract import KNOWLEDGE_IDS
+from omt.core.knowledge import Knowledge, fold
+
+
+@pytest.mark.parametrize("topic", KNOWLEDGE_IDS)
+def test_knowledge_reply_cites_the_article(knowledge: Knowledge, topic: str) -> None:
+    reply = replies.knowledge_reply(knowledge, topic)
+    custom = reply.custom()
+    assert custom["answer_id"] == topic
+    assert custom["kind"] == "knowledge"
+    citation = custom["citation"]
+    assert citation["publisher"] == "WebMD"
+    assert citation["reviewed_by"] == "Melinda Ratini, DO, MS"
+    assert citation["reviewed_on"] == "2020-11-11"
+    assert citation["section"] == knowledge.entries[topic].section
+    article = fold(knowledge.source.article_text)
+    assert citation["quotes"] and all(fold(q) in article for q in citation["quotes"])
+    for words in ("WebMD", "Melinda Ratini, DO, MS", "November 11, 2020"):
+        assert words in reply.text
+    assert topic not in reply.topics
+
+
+def test_population_caveat_is_added_and_cited(knowledge: Knowledge) -> None:
+    reply = replies.knowledge_reply(knowledge, "how_it_feels", mentioned=["pregnancy"])
+    assert reply.answer_id == "how_it_feels"
+    assert knowledge.entries["pregnancy"].answer in reply.text
+    assert set(knowledge.entries["pregnancy"].quotes) <= set(reply.custom()["citation"]["quotes"])
+
+
+def test_tell_me_more_gives_the_articles_own_words(knowledge: Knowledge) -> None:
+    reply = replies.knowledge_reply(knowledge, "muscle_energy", verbatim=True)
+    assert "Think push-pull." in reply.text
+    assert reply.answer_id == "muscle_energy"
+
+
+def test_service_reply_has_no_citation(knowledge: Knowledge) -> None:
+    custom = replies.service_reply(knowledge, "greet").custom()
+    assert custom == {"answer_id": "greet", "kind": "service"}
+
+
+def test_handoff_uses_clinic_config(knowledge: Knowledge) -> None:
+    text = replies.service_reply(knowledge, "handoff").text
+    assert knowledge.clinic.phone in text and knowledge.clinic.name in text
+
+
+def test_capabilities_offers_topics_as_buttons(knowledge: Knowledge) -> None:
+    reply = replies.service_reply(knowledge, "capabilities")
+    assert len(reply.buttons) >= 3
+    assert all(b.payload.startswith("/") and b.payload[1:] in KNOWLEDGE_IDS for b in reply.buttons)
+    assert reply.buttons[0].title == knowledge.entries[reply.topics[0]].title
+
+
+def test_not_covered_offers_the_nearest_topics(knowledge: Knowledge) -> None:
+    reply = replies.not_covered_reply(knowledge, ["low_back_pain", "greet", "migraine"])
+    assert reply.answer_id == "not_covered"
+    assert reply.topics == ["low_back_pain", "migraine"]
+    assert "citation" not in reply.custom()
+
+
+def test_fallback_offers_candidates_then_the_handoff(knowledge: Knowledge) -> None:
+    first = replies.fallback_reply(knowledge, ["fascia", "myofascial_release"], misses=1)
+    assert first.answer_id == "fallback"
+    assert first.topics == ["fascia", "myofascial_release"]
+    assert first.buttons[-1].payload == "/capabilities"
+    second = replies.fallback_reply(knowledge, ["fascia"], misses=2)
+    assert second.answer_id == "fallback"
+    assert second.buttons[-1].payload == "/handoff"
+
+
+def test_personal_advice_adds_the_general_cited_fact(knowledge: Knowledge) -> None:
+    plain = replies.personal_advice_reply(knowledge, None)
+    assert plain.custom() == {"answer_id": "personal_advice", "kind": "service"}
+    with_fact = replies.personal_advice_reply(knowledge, "bone_joint_conditions")
+    assert with_fact.answer_id == "bone_joint_conditions"
+    assert "gentler form" in with_fact.text
+    assert with_fact.text.startswith(plain.text)
+    assert with_fact.buttons[-1].payload == "/handoff"
+
+
+@pytest.mark.parametrize(
+    ("key", "answer_id", "number"),
+    [
+        ("emergency", "emergency", "911"),
+        ("after_treatment", "emergency.after_treatment", "911"),
+        ("crisis", "emergency.crisis", "988"),
+        ("no_such_key", "emergency", "911"),  # the safety path never fails: 911
+    ],
+)
+def test_emergency_reply_is_alone_and_never_gets_the_notice(
+    knowledge: Knowledge, key: str, answer_id: str, number: str
+) -> None:
+    reply = replies.emergency_reply(knowledge, key)
+    assert reply.custom() == {"answer_id": answer_id, "kind": "safety"}
+    assert number in reply.text.split(". ", 1)[0], "the call to action comes first"
+    assert not reply.buttons and reply.citation is None
+    assert replies.with_notice(knowledge, reply) is reply
+
+
+def test_notice_leads_the_first_reply(knowledge: Knowledge) -> None:
+    reply = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "how_it_feels"))
+    assert reply.notice and reply.text.startswith(knowledge.notice.text)
+    assert reply.answer_id == "how_it_feels"
