@@ -15,11 +15,14 @@ The widget and the kiosk share conversation.js, so one test runs on both pages.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page
 
+from omt.bench.evaluate import post
+from omt.core.contract import FAILED_TURN_ID
 from omt.ops.stack import Stack
 from tests.core.test_idempotency import stored_user_events
 
@@ -48,7 +51,7 @@ FOLLOW_UP, FOLLOW_UP_ID = "what techniques are there", "techniques"
 # its own). Records what it saw in globalThis.omtTrap for the test to read.
 TRAP_JS = """([key, text]) => {
   const proto = globalThis.io.Socket.prototype;
-  const trap = { dropped: null, drops: 0, resent: false, sent: [], reconnects: 0 };
+  const trap = { dropped: null, answers: [], resent: false, sent: [], reconnects: 0 };
   globalThis.omtTrap = trap;
   const emit = proto.emit;
   const onevent = proto.onevent;
@@ -74,13 +77,29 @@ TRAP_JS = """([key, text]) => {
         }
       }
       if (trap.dropped !== null && message.message_id === trap.dropped) {
-        trap.drops += 1;
+        if (message.custom) trap.answers.push(message.custom.answer_id);
         return; // lost with the connection
       }
     }
     return onevent.call(this, packet);
   };
 }"""
+
+# The page has sent `text` and has nothing left unanswered (conversation.js keeps a message
+# in `pending` until the reply with the `custom` payload has been shown).
+SETTLED_JS = """([key, text]) => {
+  const state = JSON.parse(sessionStorage.getItem(key) || "{}");
+  const sent = (state.messages || []).some((m) => m.from === "user" && m.text === text);
+  return sent && Array.isArray(state.pending) && state.pending.length === 0;
+}"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm(stack: Stack) -> None:
+    """One answered REST turn first: a fresh stack's first call to the action server can
+    outlast OMT_ACTION_TIMEOUT on a loaded machine (the turn then ends in the apology,
+    which the test accepts but which would leave the replay of a real answer untried)."""
+    post(stack.rest_url, f"warm-{uuid.uuid4().hex}", QUESTION, timeout=120)
 
 
 def answer_ids(scope: Page | Locator) -> list[str]:
@@ -110,18 +129,24 @@ def test_a_message_resent_after_a_dropped_connection_is_answered_and_stored_once
     ask(page, QUESTION)
     # The first delivery was answered (its reply reached the page and was dropped with the
     # connection), the page reconnected and sent the message again, and the answer is shown.
-    bot_reply(scope, QUESTION_ID)
+    page.wait_for_function(SETTLED_JS, arg=[key, QUESTION], timeout=REPLY_TIMEOUT)
     trap: dict[str, Any] = page.evaluate("() => globalThis.omtTrap")
     dropped = trap["dropped"]
-    assert trap["drops"] >= 1 and isinstance(dropped, str)
+    assert isinstance(dropped, str) and len(trap["answers"]) == 1, "the first delivery was answered, then lost"
+    (first_answer,) = trap["answers"]
+    # The right answer, or the apology when the loaded machine made the first turn fail
+    # (the retry of a failed turn gets the apology again: omt/channels/once.py).
+    assert first_answer in (QUESTION_ID, FAILED_TURN_ID)
     assert trap["sent"].count(dropped) == 2, "sent, then resent with the same message_id"
     assert trap["reconnects"] >= 1, "the resend went on a new connection"
+    bot_reply(scope, first_answer)
 
     # A later message on the same socket: any second answer to the first would come before its own.
     ask(page, FOLLOW_UP)
-    bot_reply(scope, FOLLOW_UP_ID)
-    assert answer_ids(scope) == [*opening, QUESTION_ID, FOLLOW_UP_ID], "the answer shown exactly once"
-    assert storage(page, key)["pending"] == [], "nothing left to resend"
+    page.wait_for_function(SETTLED_JS, arg=[key, FOLLOW_UP], timeout=REPLY_TIMEOUT)
+    *shown, follow_up = answer_ids(scope)
+    assert shown == [*opening, first_answer], "the first delivery's answer, shown exactly once"
+    assert follow_up in (FOLLOW_UP_ID, FAILED_TURN_ID)
 
     # Replies are sent only after the turn is stored, so the store is complete by now.
     events = stored_user_events(stack, storage(page, key)["sessionId"])
