@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rasa.core.channels.channel import CollectingOutputChannel
 
 from omt.channels.sms import SmsCollector
 from omt.channels.sms_render import (
@@ -22,6 +23,7 @@ from omt.channels.sms_render import (
     render_text,
     to_gsm7,
 )
+from omt.channels.socketio import contract_message
 from omt.core import replies
 from omt.core.contract import SAFETY_REPLIES
 from omt.core.knowledge import SERVICE_REPLIES, Knowledge, KnowledgeError
@@ -269,6 +271,10 @@ def test_the_collector_keeps_the_paragraphs_rasas_drops(knowledge: Knowledge) ->
     (text, payload) = collected(reply)
     assert payload["custom"] == reply.custom() and payload[PARAGRAPHS_KEY] == reply.structure()
     assert text["buttons"] and PARAGRAPHS_KEY not in text
+    rest = CollectingOutputChannel()  # the REST channel's: web clients get the contract only
+    asyncio.run(rest.send_response("patient", reply.message()))
+    assert rest.messages and all(PARAGRAPHS_KEY not in m for m in rest.messages)
+    assert PARAGRAPHS_KEY not in contract_message(reply.message()), "nor do socket.io clients"
 
 
 def test_a_message_without_paragraphs_is_sent_as_its_chat_text(knowledge: Knowledge, texts: SmsTexts) -> None:
