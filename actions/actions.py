@@ -238,3 +238,19 @@ class ActionBack(ActionService):
 
     def name(self) -> str:
         return "action_back"
+
+
+def warm_up() -> None:
+    """Load now what the first patient's turn would otherwise load under the action bound.
+
+    The knowledge (every quote checked against the article), the aspect matchers (a spaCy
+    pipeline) and the screener's lexicon take seconds on a busy machine, and Rasa waits 2 s
+    for an action (omt.rasa.faults). Rasa SDK imports this module before the action server
+    listens, so a patient never waits for them.
+    """
+    get_knowledge()
+    aspects.get_detector()
+    screen("")
+
+
+warm_up()

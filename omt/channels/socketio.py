@@ -22,7 +22,8 @@ Other differences from Rasa's channel, each for safety:
 
 - Origins: only the clinic pages' origins may connect (engine.io checks `Origin` on
   polling and WebSocket requests and answers CORS for them). `CLINIC_ORIGINS`, comma
-  separated, defaults to the page server's http://127.0.0.1:8080 and http://localhost:8080.
+  separated, defaults to the page server's http://127.0.0.1:8080 and http://localhost:8080
+  (omt/core/origins.py, shared with the page server).
   Rasa's channel disables that check (`cors_allowed_origins=[]`).
 - Session ids come from the browser (random per browser session, kept in sessionStorage):
   `session_request` accepts only 32 lowercase hex characters and hands out a fresh random
@@ -63,7 +64,7 @@ from socketio import AsyncServer
 from omt.channels.once import answer
 from omt.channels.rest import as_text
 from omt.core.idempotency import valid_message_id
-from omt.ops.web import allowed_origins
+from omt.core.origins import allowed_origins
 from omt.rasa.redacting_store import forget_conversation
 
 logger = logging.getLogger(__name__)
@@ -187,8 +188,9 @@ class SocketIOInput(RasaSocketIOInput):
             return response.json({"status": "ok"})
 
         def agent_of(sid: str) -> Any:
-            """Rasa's agent, reached through the Sanic request that opened this socket."""
-            return sio.get_environ(sid, namespace=self.namespace)["sanic.request"].app.ctx.agent
+            """Rasa's agent, reached through the Sanic request that opened this socket (None once it closed)."""
+            environ = sio.get_environ(sid, namespace=self.namespace)
+            return environ["sanic.request"].app.ctx.agent if environ else None
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: str, environ: Dict, auth: Dict | None) -> bool:
@@ -221,6 +223,12 @@ class SocketIOInput(RasaSocketIOInput):
                 except ValueError:
                     metadata = {}
             message_id = valid_message_id(data.get("message_id"))
+            agent = agent_of(sid) if message_id else None
+            if message_id and agent is None:
+                # The socket closed before its message was handled: no reply could reach the
+                # patient, and the widget resends the message (same id) when it reconnects.
+                logger.info("socket.io: a message arrived on a socket that had closed; left for its resend")
+                return
             message = UserMessage(
                 as_text(data["message"][:MAX_MESSAGE_CHARS]),
                 SocketIOOutput(sio, self.bot_message_evt, message_id),
@@ -228,7 +236,7 @@ class SocketIOInput(RasaSocketIOInput):
                 input_channel=self.name(),
                 metadata=metadata if isinstance(metadata, dict) else {},
             )
-            await answer(on_new_message, message, message_id, agent_of(sid) if message_id else None)
+            await answer(on_new_message, message, message_id, agent)
 
         @sio.on("forget", namespace=self.namespace)
         async def forget(sid: str, data: Any = None) -> Dict[str, bool]:

@@ -307,3 +307,13 @@ def test_tell_me_more_about_the_source_lists_the_references(go: Any, last_topic:
     message, _ = go(actions.ActionAnswer(), tracker("tell me more", "tell_me_more", last_topic=last_topic))
     assert message["custom"]["answer_id"] == "about_source.references"
     assert message["custom"]["kind"] == "knowledge"
+
+
+def test_the_action_server_loads_knowledge_matchers_and_lexicon_before_the_first_turn() -> None:
+    """Importing the actions module (what `rasa run actions` does before it listens) fills the caches."""
+    import actions.actions  # noqa: F401  (imported at the top too; the import is the point)
+    from omt.core import aspects, knowledge, safety
+
+    assert aspects.get_detector.cache_info().currsize == 1
+    assert knowledge.get_knowledge.cache_info().currsize == 1
+    assert safety.default_lexicon.cache_info().currsize == 1
