@@ -14,7 +14,7 @@ from rasa_sdk.events import EventType, Restarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from omt.core import aspects, replies, routing
-from omt.core.contract import KNOWLEDGE_IDS, is_safety
+from omt.core.contract import KNOWLEDGE_IDS, SERVICE_IDS, is_safety
 from omt.core.knowledge import Knowledge, get_knowledge
 from omt.core.provenance import log_reply, reply_record
 from omt.core.replies import Reply
@@ -69,11 +69,12 @@ class ReplyAction(Action, abc.ABC):
             text=reply.text,
             buttons=[b.as_dict() for b in reply.buttons],
             json_message=reply.custom(),
+            **{replies.PARAGRAPHS_KEY: reply.structure()},  # beside `custom`: for the SMS renderer
         )
         if reply.answer_id.split(".")[0] in KNOWLEDGE_IDS:
             events.append(SlotSet("last_topic", reply.answer_id))
-        if reply.topics:
-            events.append(SlotSet("listed_topics", reply.topics))
+        if reply.options:  # every button's answer id, for "the second one" (an SMS "2")
+            events.append(SlotSet("listed_topics", reply.options))
         misses = tracker.get_slot("misses") or 0.0
         new_misses = misses + 1 if reply.answer_id == "fallback" else 0.0
         if new_misses != misses:
@@ -88,7 +89,8 @@ class ReplyAction(Action, abc.ABC):
 
 
 class ActionAnswer(ReplyAction):
-    """Knowledge answers: the intent's topic (buttons send `/<topic>`), "tell me more", "the second one"."""
+    """Knowledge answers: the intent's topic (buttons send `/<topic>`), "tell me more", "the second one"
+    (or "2" by SMS: any button of the last list, "Talk to a person" included)."""
 
     def name(self) -> str:
         return "action_answer"
@@ -102,6 +104,8 @@ class ActionAnswer(ReplyAction):
             topic = routing.pick_option(
                 tracker.latest_message.get("text") or "", tracker.get_slot("listed_topics") or [], knowledge.ordinals
             )
+            if topic in SERVICE_IDS:  # a button such as "Talk to a person" picked by its number
+                return replies.service_reply(knowledge, topic)
         elif intent == "tell_me_more":
             topic, verbatim = tracker.get_slot("last_topic"), True
         elif intent in KNOWLEDGE_IDS:

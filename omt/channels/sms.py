@@ -11,6 +11,11 @@ message is handled once, and the retry gets the same TwiML (omt/channels/once.py
 
 FORGET (ours, not Twilio's) asks for confirmation; FORGET YES erases the sender's stored
 conversation (omt.rasa.redacting_store.forget_conversation). Neither reaches Rasa.
+
+A numbered reply ("2", a pick from the list the last SMS ended with) goes to Rasa as it is,
+like "the second one" typed on the web: the classifier's `choose_option` and
+`action_answer` pick it from the buttons of the last reply (the `listed_topics` slot). The
+channel keeps no state and never reads the tracker store.
 """
 
 from __future__ import annotations
@@ -18,15 +23,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import traceback
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Mapping
 from urllib.parse import parse_qs
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from rasa.shared.core.events import BotUttered, Event
-from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
@@ -34,10 +36,11 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from omt.channels.once import answer
-from omt.channels.sms_render import SMS_BUDGET, SmsTexts, compose_sms, get_sms_texts, render_sms, render_text
+from omt.channels.sms_render import SMS_BUDGET, SmsTexts, get_sms_texts, render_sms, render_text
 from omt.core.idempotency import valid_message_id
 from omt.core.knowledge import Knowledge, get_knowledge
 from omt.core.provenance import keyed_hash
+from omt.core.replies import PARAGRAPHS_KEY
 from omt.rasa.redacting_store import ForgetUnavailableError, forget_conversation
 
 if TYPE_CHECKING:
@@ -54,16 +57,9 @@ HELP_WORDS = frozenset({"help", "info"})
 # Ours: erase this conversation ("forget me"), only once confirmed with FORGET YES.
 FORGET_WORDS = frozenset({"forget"})
 FORGET_CONFIRMED_WORDS = frozenset({"forget yes"})
-_MENU_NUMBER = re.compile(r"\s*(\d{1,2})\s*[.)]?\s*")
 
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 Forget = Callable[[str], Awaitable[int]]  # erases a sender id's stored conversation
-
-
-class TrackerSource(Protocol):
-    """The part of Rasa's tracker store the channel reads (the last buttons shown)."""
-
-    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None: ...
 
 
 @dataclass(frozen=True)
@@ -116,31 +112,6 @@ def keyword(body: str) -> str | None:
     return None
 
 
-def menu_number(body: str) -> int | None:
-    """The number of a whole-message reply such as "2" (a pick from the numbered list)."""
-    match = _MENU_NUMBER.fullmatch(body)
-    return int(match.group(1)) if match else None
-
-
-def last_menu(events: Iterable[Event]) -> list[dict[str, Any]]:
-    """The last bot message that had buttons, as the messages Rasa collected for it."""
-    for event in reversed(list(events)):
-        if isinstance(event, BotUttered) and event.data.get("buttons"):
-            custom = event.data.get("custom")
-            return [
-                {"text": event.text, "buttons": list(event.data["buttons"])},
-                *([{"custom": custom}] if custom else []),
-            ]
-    return []
-
-
-def pressed_payload(number: int, buttons: Sequence[Mapping[str, Any]]) -> str | None:
-    """The payload of button `number` (1-based), or None when there is no such button."""
-    if 1 <= number <= len(buttons):
-        return str(buttons[number - 1].get("payload") or "") or None
-    return None
-
-
 def form_params(body: bytes) -> RequestParameters | None:
     """The form fields, blank ones included: Twilio signs those too (Sanic's `form` drops them)."""
     try:
@@ -155,6 +126,16 @@ def twiml(body: str | None) -> str:
     if body:
         reply.message(body)
     return str(reply)
+
+
+class SmsCollector(CollectingOutputChannel):
+    """Rasa's collector, also keeping each message's paragraphs (which it drops) for the renderer."""
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        paragraphs, before = message.get(PARAGRAPHS_KEY), len(self.messages)
+        await super().send_response(recipient_id, message)
+        if paragraphs is not None and len(self.messages) > before:
+            self.messages[-1][PARAGRAPHS_KEY] = paragraphs
 
 
 class SmsInput(InputChannel):
@@ -198,10 +179,9 @@ class SmsInput(InputChannel):
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             agent = getattr(request.app.ctx, "agent", None)
-            trackers = getattr(agent, "tracker_store", None)
             forget = functools.partial(forget_conversation, agent) if agent is not None else None
             signature = request.headers.get(SIGNATURE_HEADER)
-            status, body = await self.respond(request.body, signature, on_new_message, trackers, forget, agent)
+            status, body = await self.respond(request.body, signature, on_new_message, forget, agent)
             return response.text(body, status=status, content_type="text/xml" if status == 200 else "text/plain")
 
         return webhook
@@ -211,7 +191,6 @@ class SmsInput(InputChannel):
         body: bytes,
         signature: str | None,
         on_new_message: OnNewMessage,
-        trackers: TrackerSource | None,
         forget: Forget | None = None,
         agent: Agent | None = None,
     ) -> tuple[int, str]:
@@ -220,7 +199,7 @@ class SmsInput(InputChannel):
         if params is None or not self._signed(params, signature):
             return 403, "Forbidden"
         try:
-            reply = await self._reply(params, on_new_message, trackers, forget, agent)
+            reply = await self._reply(params, on_new_message, forget, agent)
         except Exception as exc:  # never a 500 to Twilio; the log holds no patient text
             logger.error(
                 "SMS turn failed (%s); sent the apology. Traceback (values omitted):\n%s",
@@ -243,7 +222,6 @@ class SmsInput(InputChannel):
         self,
         params: RequestParameters,
         on_new_message: OnNewMessage,
-        trackers: TrackerSource | None,
         forget: Forget | None = None,
         agent: Agent | None = None,
     ) -> str | None:
@@ -264,25 +242,9 @@ class SmsInput(InputChannel):
         if not body.strip():  # media only (NumMedia > 0), or an empty text
             return self._canned["media_only"]
         sender_id = keyed_hash(sender, self.settings.sender_key)
-        collector = CollectingOutputChannel()
-        text = await self._pressed(body, sender_id, trackers)
-        message = UserMessage(text, collector, sender_id, input_channel=self.name())
+        collector = SmsCollector()
+        message = UserMessage(body, collector, sender_id, input_channel=self.name())
         await answer(on_new_message, message, valid_message_id(params.get("MessageSid")), agent)
         rendered = render_sms(collector.messages, self.knowledge, self.texts, self.settings.max_reply_chars)
         # `answer` already sends the apology for a failed turn; this covers a reply with nothing to render.
         return rendered or self._canned["error"]
-
-    async def _pressed(self, body: str, sender_id: str, trackers: TrackerSource | None) -> str:
-        """A numeric reply becomes the payload of that button of the list shown last.
-
-        Only the buttons the SMS listed count: re-rendering that reply says how many fit.
-        """
-        number = menu_number(body)
-        if number is None or trackers is None:
-            return body
-        tracker = await trackers.retrieve(sender_id)
-        menu = last_menu(tracker.events if tracker else ())
-        if not menu:
-            return body
-        shown = compose_sms(menu, self.knowledge, self.texts, self.settings.max_reply_chars).buttons_shown
-        return pressed_payload(number, menu[0]["buttons"][:shown]) or body

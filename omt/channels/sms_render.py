@@ -1,15 +1,18 @@
 """Render one turn's bot messages as ONE SMS body: the only place SMS formatting lives.
 
-A chat reply is made of "\\n\\n" paragraphs that each come from the knowledge (an answer,
-a caveat, the notice, the source line, a service text); each maps back to its short
-`sms` form, so the SMS says what the chat says, only shorter. A paragraph without a
-short form (the article's own words for "tell me more") is kept. The body is GSM-7
-and fits one budget: a single curly quote would make Twilio send UCS-2 (70 characters
-a part), and a long body arrives as many parts, out of order on some phones.
+A chat reply's message carries, beside its text, the role and knowledge id of each of its
+paragraphs (omt.core.replies, `PARAGRAPHS_KEY`): an answer, a caveat, the notice, the
+source line, a service text. Each is rendered from the knowledge by its id as its short
+`sms` form, so the SMS says what the chat says, only shorter, whatever the chat text
+looks like. A paragraph without a short form (the article's own words for "tell me
+more", what the article does not cover) is its chat text. The body is GSM-7 and fits one
+budget: a single curly quote would make Twilio send UCS-2 (70 characters a part), and a
+long body arrives as many parts, out of order on some phones.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass, replace
@@ -19,8 +22,11 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import yaml
 
-from omt.core.contract import SAFETY_REPLIES, is_safety
+from omt.core.contract import is_safety
 from omt.core.knowledge import KNOWLEDGE_DIR, Knowledge, KnowledgeError, get_knowledge
+from omt.core.replies import PARAGRAPHS_KEY, Paragraph, paragraph_text
+
+logger = logging.getLogger(__name__)
 
 SMS_BUDGET = 320  # GSM-7 characters in one reply
 SMS_TEXTS_FILE = KNOWLEDGE_DIR / "sms.yml"
@@ -47,6 +53,14 @@ _SENTENCE_END = re.compile(r"[.!?][\"')]*\s")
 # left; a body line is cut, then dropped.
 Role = Literal["emergency", "notice", "urgent", "citation", "gap", "body"]
 _KEPT: frozenset[Role] = frozenset({"emergency", "notice", "urgent"})
+# A reply paragraph's role (omt.core.replies.Role) -> its line's role here; the rest are body.
+_LINE_ROLES: Mapping[str, Role] = {
+    "emergency": "emergency",
+    "notice": "notice",
+    "urgent": "urgent",
+    "source": "citation",
+    "gap": "gap",
+}
 
 
 @dataclass(frozen=True)
@@ -74,10 +88,11 @@ class Sms:
 
 @dataclass(frozen=True)
 class _Answer:
-    """One bot reply of the turn: its paragraphs and button titles, closed by its payload."""
+    """One bot reply of the turn: its paragraphs (chat text, and roles and ids where sent) and button titles."""
 
     answer_id: str | None
-    paragraphs: tuple[str, ...]
+    texts: tuple[str, ...]
+    paragraphs: tuple[Paragraph, ...] | None
     titles: tuple[str, ...]
 
 
@@ -105,47 +120,62 @@ def gsm7_length(text: str) -> int:
     return sum(2 if char in GSM7_EXTENSION else 1 for char in text)
 
 
-def _key(paragraph: str) -> str:
-    return " ".join(paragraph.split())
+def sms_form(knowledge: Knowledge, paragraph: Paragraph) -> str:
+    """A reply paragraph's SMS text: its knowledge `sms` form, else its chat text (KeyError: unknown id)."""
+    role, key = paragraph.role, paragraph.id
+    if role == "answer":
+        return knowledge.entry(key).sms
+    fixed = {"notice": knowledge.notice, "source": knowledge.source_line, "urgent": knowledge.urgent}
+    if role in fixed:
+        return knowledge.fill(fixed[role].sms)
+    if role in ("service", "emergency"):
+        return knowledge.fill(knowledge.replies[key].sms)
+    return " ".join(paragraph_text(knowledge, paragraph).split())  # quotes and gaps have no shorter form
 
 
-def sms_forms(knowledge: Knowledge) -> dict[str, str]:
-    """{chat paragraph: its SMS form} for every text the knowledge puts into a chat reply."""
-    forms = {_key(entry.answer): entry.sms for entry in knowledge.all_entries()}
-    for reply in (*knowledge.replies.values(), knowledge.notice, knowledge.source_line, knowledge.urgent):
-        forms[_key(knowledge.fill(reply.text))] = knowledge.fill(reply.sms)
-    return forms
-
-
-def _roles(knowledge: Knowledge) -> dict[str, Role]:
-    roles: dict[str, Role] = {
-        _key(knowledge.fill(knowledge.replies[name].text)): "emergency" for name in SAFETY_REPLIES
-    }
-    roles |= {_key(entry.gap): "gap" for entry in knowledge.all_entries() if entry.gap}
-    roles[_key(knowledge.fill(knowledge.notice.text))] = "notice"
-    roles[_key(knowledge.fill(knowledge.urgent.text))] = "urgent"
-    roles[_key(knowledge.fill(knowledge.source_line.text))] = "citation"
-    return roles
+def _structure(raw: Any) -> tuple[Paragraph, ...] | None:
+    """The paragraphs sent with a message, or None when it sent none (or sent them malformed)."""
+    if not isinstance(raw, list):
+        return None
+    paragraphs = tuple(p for p in map(Paragraph.parse, raw) if p is not None)
+    return paragraphs if len(paragraphs) == len(raw) else None
 
 
 def _answers(messages: Iterable[Mapping[str, Any]]) -> list[_Answer]:
     """Group collected messages per reply: Rasa sends its texts and buttons, then its payload."""
     answers: list[_Answer] = []
-    paragraphs: list[str] = []
+    texts: list[str] = []
+    structure: tuple[Paragraph, ...] | None = None
     titles: tuple[str, ...] = ()
     for message in messages:
         text = message.get("text")
         if isinstance(text, str):
-            paragraphs.extend(p for p in map(_key, text.split("\n\n")) if p)
+            texts.extend(p for p in (" ".join(p.split()) for p in text.split("\n\n")) if p)
+        if PARAGRAPHS_KEY in message:
+            structure = _structure(message[PARAGRAPHS_KEY])
         if message.get("buttons"):
             titles = tuple(str(button.get("title", "")) for button in message["buttons"])
         custom = message.get("custom")
         if isinstance(custom, Mapping):
-            answers.append(_Answer(str(custom.get("answer_id") or "") or None, tuple(paragraphs), titles))
-            paragraphs, titles = [], ()
-    if paragraphs or titles:
-        answers.append(_Answer(None, tuple(paragraphs), titles))
+            answers.append(_Answer(str(custom.get("answer_id") or "") or None, tuple(texts), structure, titles))
+            texts, structure, titles = [], None, ()
+    if texts or titles:
+        answers.append(_Answer(None, tuple(texts), structure, titles))
     return answers
+
+
+def _lines(answer: _Answer, knowledge: Knowledge) -> list[_Part]:
+    """An answer's SMS lines: from its paragraphs' ids where it sent them, else its chat text as it is."""
+    emergency = is_safety(answer.answer_id or "") or any(p.role == "emergency" for p in answer.paragraphs or ())
+    if answer.paragraphs is not None:
+        try:
+            return [
+                _Part(to_gsm7(sms_form(knowledge, p)), "emergency" if emergency else _LINE_ROLES.get(p.role, "body"))
+                for p in answer.paragraphs
+            ]
+        except KeyError as exc:  # another knowledge version's id: say it, and send the chat text
+            logger.warning("SMS: paragraph id %s is not in the knowledge; sent the chat text", exc)
+    return [_Part(to_gsm7(text), "emergency" if emergency else "body") for text in answer.texts]
 
 
 def menu_line(titles: Sequence[str], texts: SmsTexts) -> str:
@@ -252,18 +282,10 @@ def compose_sms(
     plus the compact source line; the last reply's buttons become a numbered list; the
     contract's `custom` payload is never shown.
     """
-    forms, roles = sms_forms(knowledge), _roles(knowledge)
-    answers = _answers(messages)
-
-    def is_emergency(answer: _Answer) -> bool:
-        return is_safety(answer.answer_id or "") or any(roles.get(p) == "emergency" for p in answer.paragraphs)
-
-    answers.sort(key=lambda answer: not is_emergency(answer))  # stable: the rest keeps its order
-    parts = [
-        _Part(to_gsm7(forms.get(p, p)), "emergency" if is_emergency(answer) else roles.get(p, "body"))
-        for answer in answers
-        for p in answer.paragraphs
-    ]
+    lines = [(answer, _lines(answer, knowledge)) for answer in _answers(messages)]
+    lines.sort(key=lambda pair: not any(p.role == "emergency" for p in pair[1]))  # stable: the rest keeps its order
+    answers = [answer for answer, _ in lines]
+    parts = [part for _, answer_parts in lines for part in answer_parts]
     # Said once: the notice already says to call 911, and an emergency line says that and
     # what the assistant is (the notice's job).
     if any(p.role == "emergency" for p in parts):

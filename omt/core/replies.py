@@ -2,14 +2,20 @@
 
 Pure functions: given the loaded knowledge and what the patient asked, return a Reply.
 Actions only decide *which* reply; channels only decide *how it looks*.
+
+A reply is made of paragraphs, each a knowledge text named by its role and id (the
+answer `how_it_feels`, the `notice`, the service reply `handoff`…); the chat text is
+those texts joined, and the list goes with the bot message under `PARAGRAPHS_KEY`, so
+that a channel with its own forms (SMS) renders the same paragraphs from the knowledge
+instead of reading the chat text back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence, get_args
 
-from omt.core.contract import KNOWLEDGE_IDS, SAFETY_REPLIES, is_safety, kind_of, parent_id
+from omt.core.contract import ALL_IDS, KNOWLEDGE_IDS, SAFETY_REPLIES, is_safety, kind_of, parent_id
 from omt.core.knowledge import Knowledge
 
 # Population/condition topics whose statement always accompanies an answer that
@@ -17,6 +23,47 @@ from omt.core.knowledge import Knowledge
 # statement about them, whatever the main topic).
 CAVEAT_TOPICS = ("who_can_get", "pregnancy", "bone_joint_conditions")
 MAX_BUTTONS = 4
+# The bot message's key for its paragraphs' roles and ids: beside the contract's `custom`
+# payload, never in it (the contract's fields are fixed); the web channels drop it.
+PARAGRAPHS_KEY = "paragraphs"
+
+# What a paragraph is, and so where its text lives: an entry's `answer`, its `quotes` (the
+# article's own words, "tell me more"), its `gap`; the one-time `notice`, the `source` line
+# and the `urgent` line; a `service` or `emergency` reply by its name in service.yml.
+Role = Literal["answer", "quote", "gap", "notice", "source", "urgent", "service", "emergency"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of a reply: its role, and the knowledge key of its text (answer id or reply name)."""
+
+    role: Role
+    id: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "id": self.id}
+
+    @classmethod
+    def parse(cls, raw: Any) -> Paragraph | None:
+        """A paragraph from its `as_dict` form; None for anything else."""
+        if not isinstance(raw, Mapping):
+            return None
+        role, key = raw.get("role"), raw.get("id")
+        return cls(role, key) if role in ROLES and isinstance(key, str) and key else None
+
+
+def paragraph_text(knowledge: Knowledge, paragraph: Paragraph) -> str:
+    """The chat text of a paragraph (KeyError for an id the knowledge does not have)."""
+    role, key = paragraph.role, paragraph.id
+    if role == "answer":
+        return knowledge.entry(key).answer
+    if role == "quote":
+        return " ".join(f"“{q.strip()}”" for q in knowledge.entry(key).quotes)
+    if role == "gap":
+        return knowledge.entry(key).gap
+    fixed = {"notice": knowledge.notice, "source": knowledge.source_line, "urgent": knowledge.urgent}
+    return knowledge.fill((fixed[role] if role in fixed else knowledge.replies[key]).text)
 
 
 @dataclass(frozen=True)
@@ -39,6 +86,7 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     citation: dict[str, Any] | None = None
     notice: bool = False  # the one-time notice leads `text`
+    paragraphs: tuple[Paragraph, ...] = ()  # what `text` is made of, paragraph by paragraph
 
     def custom(self) -> dict[str, Any]:
         """The contract's payload: answer_id, kind, and citation on knowledge answers."""
@@ -47,10 +95,40 @@ class Reply:
             payload["citation"] = self.citation
         return payload
 
+    def structure(self) -> list[dict[str, str]]:
+        """The paragraphs' roles and ids, sent with the message under `PARAGRAPHS_KEY`."""
+        return [p.as_dict() for p in self.paragraphs]
+
+    def message(self) -> dict[str, Any]:
+        """The bot message an action sends: text, buttons, the contract's payload, the paragraphs."""
+        message: dict[str, Any] = {"text": self.text, "custom": self.custom(), PARAGRAPHS_KEY: self.structure()}
+        if self.buttons:
+            message["buttons"] = [b.as_dict() for b in self.buttons]
+        return message
+
     @property
     def topics(self) -> list[str]:
-        """Knowledge topics offered as buttons, in order (for "the second one")."""
+        """Knowledge topics offered as buttons, in order."""
         return [t for b in self.buttons if (t := topic_of_payload(b.payload))]
+
+    @property
+    def options(self) -> list[str]:
+        """The answer ids every button asks for, in order: what "the second one" or an SMS "2" picks."""
+        return [a for b in self.buttons if (a := answer_of_payload(b.payload))]
+
+
+def compose(
+    knowledge: Knowledge,
+    answer_id: str,
+    paragraphs: Iterable[Paragraph],
+    buttons: Sequence[Button] = (),
+    citation: dict[str, Any] | None = None,
+    notice: bool = False,
+) -> Reply:
+    """A reply whose text is its paragraphs' chat texts, one blank line apart."""
+    kept = tuple(paragraphs)
+    text = "\n\n".join(paragraph_text(knowledge, p) for p in kept)
+    return Reply(answer_id, text, tuple(buttons), citation, notice, kept)
 
 
 def topic_payload(topic: str) -> str:
@@ -60,8 +138,14 @@ def topic_payload(topic: str) -> str:
 
 def topic_of_payload(payload: str) -> str | None:
     """The knowledge topic a button payload asks for, if any."""
-    topic = payload[1:] if payload.startswith("/") else ""
+    topic = answer_of_payload(payload)
     return topic if topic in KNOWLEDGE_IDS else None
+
+
+def answer_of_payload(payload: str) -> str | None:
+    """The answer id a button payload asks for (`/handoff` -> `handoff`), if any."""
+    answer_id = payload[1:] if payload.startswith("/") else ""
+    return answer_id if answer_id in ALL_IDS else None
 
 
 def topic_buttons(knowledge: Knowledge, topics: Iterable[str], exclude: Sequence[str] = ()) -> tuple[Button, ...]:
@@ -82,11 +166,10 @@ def _something_else_button(knowledge: Knowledge) -> Button:
     return Button(knowledge.buttons["something_else"], "/capabilities")
 
 
-def _paragraphs(knowledge: Knowledge, answer_id: str, verbatim: bool = False) -> list[str]:
+def _paragraphs(knowledge: Knowledge, answer_id: str, verbatim: bool = False) -> list[Paragraph]:
     """An entry's answer (or its quotes, for "tell me more"), then what the article does not cover."""
-    entry = knowledge.entry(answer_id)
-    body = " ".join(f"“{q.strip()}”" for q in entry.quotes) if verbatim else entry.answer
-    return [body, entry.gap] if entry.gap else [body]
+    body = Paragraph("quote" if verbatim else "answer", answer_id)
+    return [body, Paragraph("gap", answer_id)] if knowledge.entry(answer_id).gap else [body]
 
 
 def knowledge_reply(
@@ -108,22 +191,22 @@ def knowledge_reply(
     for caveat in caveats:
         parts.extend(_paragraphs(knowledge, caveat))
         quotes.extend(q for q in knowledge.entries[caveat].quotes if q not in quotes)
-    parts.append(knowledge.fill(knowledge.source_line.text))
+    parts.append(Paragraph("source", "source_line"))
     citation = knowledge.citation(topic)
     citation["quotes"] = quotes
-    return Reply(
-        answer_id=topic,
-        text="\n\n".join(parts),
+    return compose(
+        knowledge,
+        topic,
+        parts,
         buttons=topic_buttons(knowledge, entry.related, exclude=[parent_id(topic)]),
         citation=citation,
     )
 
 
-def _service_text(knowledge: Knowledge, name: str) -> str:
-    """A service reply's text; the `urgent` line closes the ones marked so."""
-    spec = knowledge.replies[name]
-    text = knowledge.fill(spec.text)
-    return f"{text}\n\n{knowledge.fill(knowledge.urgent.text)}" if spec.urgent else text
+def _service_paragraphs(knowledge: Knowledge, name: str) -> list[Paragraph]:
+    """A service reply's paragraph; the `urgent` line closes the ones marked so."""
+    own = Paragraph("service", name)
+    return [own, Paragraph("urgent", "urgent")] if knowledge.replies[name].urgent else [own]
 
 
 def service_reply(knowledge: Knowledge, name: str, topics: Iterable[str] = (), answer_id: str | None = None) -> Reply:
@@ -132,7 +215,7 @@ def service_reply(knowledge: Knowledge, name: str, topics: Iterable[str] = (), a
     buttons = list(topic_buttons(knowledge, [*topics, *spec.topics]))
     if spec.offer_handoff:
         buttons.append(_handoff_button(knowledge))
-    return Reply(answer_id=answer_id or name, text=_service_text(knowledge, name), buttons=tuple(buttons))
+    return compose(knowledge, answer_id or name, _service_paragraphs(knowledge, name), buttons)
 
 
 def not_covered_reply(knowledge: Knowledge, nearest: Sequence[str], answer_id: str = "not_covered") -> Reply:
@@ -154,7 +237,7 @@ def fallback_reply(knowledge: Knowledge, candidates: Sequence[str], misses: int)
         return service_reply(knowledge, "fallback_handoff", answer_id="fallback")
     topics = [t for t in candidates if t in KNOWLEDGE_IDS][:3] or list(knowledge.replies["capabilities"].topics[:3])
     buttons = (*topic_buttons(knowledge, topics), _something_else_button(knowledge))
-    return Reply(answer_id="fallback", text=_service_text(knowledge, "fallback"), buttons=buttons)
+    return compose(knowledge, "fallback", _service_paragraphs(knowledge, "fallback"), buttons)
 
 
 def personal_advice_reply(knowledge: Knowledge, topic: str | None) -> Reply:
@@ -163,9 +246,10 @@ def personal_advice_reply(knowledge: Knowledge, topic: str | None) -> Reply:
     if topic is None:
         return base
     fact = knowledge_reply(knowledge, topic)
-    return Reply(
-        answer_id=fact.answer_id,
-        text=f"{base.text}\n\n{fact.text}",
+    return compose(
+        knowledge,
+        fact.answer_id,
+        (*base.paragraphs, *fact.paragraphs),
         buttons=(*fact.buttons[: MAX_BUTTONS - 1], _handoff_button(knowledge)),
         citation=fact.citation,
     )
@@ -180,16 +264,17 @@ def emergency_reply(knowledge: Knowledge, key: str) -> Reply:
     gets the 911 reply: the safety path never fails.
     """
     name = key if key in SAFETY_REPLIES else "emergency"
-    return Reply(answer_id=SAFETY_REPLIES[name], text=knowledge.fill(knowledge.replies[name].text))
+    return compose(knowledge, SAFETY_REPLIES[name], [Paragraph("emergency", name)])
 
 
 def with_notice(knowledge: Knowledge, reply: Reply) -> Reply:
     """Lead the conversation's first reply with the one-time notice (never an emergency)."""
     if is_safety(reply.answer_id):
         return reply
-    return Reply(
-        answer_id=reply.answer_id,
-        text=f"{knowledge.fill(knowledge.notice.text)}\n\n{reply.text}",
+    return compose(
+        knowledge,
+        reply.answer_id,
+        (Paragraph("notice", "notice"), *reply.paragraphs),
         buttons=reply.buttons,
         citation=reply.citation,
         notice=True,

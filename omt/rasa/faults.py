@@ -115,14 +115,6 @@ def apology_reply(knowledge: Knowledge, text: str) -> Reply:
     return replies.service_reply(knowledge, "error", answer_id=FAILED_TURN_ID)
 
 
-def reply_message(reply: Reply) -> Dict[str, Any]:
-    """A reply as the message an action would have sent (text, buttons, the contract's payload)."""
-    message: Dict[str, Any] = {"text": reply.text, "custom": reply.custom()}
-    if reply.buttons:
-        message["buttons"] = [b.as_dict() for b in reply.buttons]
-    return message
-
-
 class HeldOutput(OutputChannel):
     """Keeps a turn's bot messages until the turn has been stored, so a failed turn sends only the apology."""
 
@@ -155,7 +147,7 @@ async def apologise(message: UserMessage, channel: OutputChannel, cause: str) ->
     logger.warning("Conversation %s: the turn failed (%s); sending %s", conversation, cause, reply.answer_id)
     record = reply_record(message.sender_id, reply.answer_id, None, message.input_channel, knowledge.version)
     log_reply({**record, "failure": cause})  # before sending, like the actions: a client never sees it first
-    await channel.send_response(message.sender_id, reply_message(reply))
+    await channel.send_response(message.sender_id, reply.message())
 
 
 def guarded(on_new_message: OnNewMessage) -> OnNewMessage:

@@ -7,7 +7,9 @@ the `stack` tests post signed Twilio forms to the running stack's webhook.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import re
 import sqlite3
 import urllib.error
 import urllib.parse
@@ -20,16 +22,14 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from twilio.request_validator import RequestValidator
 
-from omt.channels.sms import SmsInput, SmsSettings, keyword, menu_number
+from omt.channels.sms import SmsInput, SmsSettings, keyword
 from omt.channels.sms_render import load_sms_texts, to_gsm7
 from omt.core import replies
 from omt.core.knowledge import Knowledge
 from omt.core.provenance import keyed_hash
-from omt.core.replies import Reply
 from omt.ops.stack import Stack
 
 URL = "https://clinic.example/webhooks/sms/webhook"
@@ -84,10 +84,8 @@ def channel(knowledge: Knowledge) -> SmsInput:
     return SmsInput(SETTINGS, knowledge, load_sms_texts(knowledge))
 
 
-def respond(
-    channel: SmsInput, rasa: FakeRasa, body: bytes, signature: str | None, trackers: Any = None
-) -> tuple[int, str]:
-    return asyncio.run(channel.respond(body, signature, rasa, trackers))
+def respond(channel: SmsInput, rasa: FakeRasa, body: bytes, signature: str | None) -> tuple[int, str]:
+    return asyncio.run(channel.respond(body, signature, rasa))
 
 
 def test_a_signed_text_reaches_rasa_under_a_keyed_hash(channel: SmsInput) -> None:
@@ -177,49 +175,24 @@ def save_events(sender: str, *events: Any) -> InMemoryTrackerStore:
     return store
 
 
-def bot(reply: Reply) -> BotUttered:
-    """The tracker event Rasa stores for a reply the actions sent."""
-    return BotUttered(reply.text, {"buttons": [b.as_dict() for b in reply.buttons], "custom": reply.custom()})
-
-
-def test_a_number_picks_the_button_shown_last(channel: SmsInput, knowledge: Knowledge) -> None:
-    store = save_events(
-        NUMBER,
-        bot(replies.knowledge_reply(knowledge, "how_it_feels")),
-        UserUttered("what techniques are there"),
-        bot(replies.knowledge_reply(knowledge, "techniques")),
-        BotUttered("no buttons here", {}),
-    )
+def test_a_number_goes_to_rasa_as_it_is(channel: SmsInput) -> None:
+    """A pick from the numbered list is resolved in Rasa (choose_option, the listed_topics slot), like
+    "the second one" on the web: the channel keeps no state and reads no tracker store."""
     rasa = FakeRasa()
-    for text in ("2", " 2 ", "2.", "4", "5", "12 weeks", "0"):
-        respond(channel, rasa, *signed(form(text)), trackers=store)
-    assert [m.text for m in rasa.received] == [
-        "/muscle_energy",
-        "/muscle_energy",
-        "/muscle_energy",
-        "/cranial",
-        "5",
-        "12 weeks",
-        "0",
-    ]
-    respond(channel, rasa, *signed(form("1", sender="+15550100124")), trackers=store)
-    assert rasa.received[-1].text == "1", "another sender has no buttons"
-    assert menu_number("911") is None
+    for text in ("2", " 2 ", "4", "12 weeks"):
+        respond(channel, rasa, *signed(form(text)))
+    assert [m.text for m in rasa.received] == ["2", "2", "4", "12 weeks"]
+    assert not {"trackers", "tracker_store"} & set(inspect.signature(channel.respond).parameters)
 
 
-def test_only_the_buttons_the_sms_listed_can_be_picked(channel: SmsInput, knowledge: Knowledge) -> None:
+def test_the_sms_comes_from_the_replys_paragraphs(channel: SmsInput, knowledge: Knowledge) -> None:
+    """Rendered by id from the knowledge: other chat text gives the same SMS."""
     first = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "muscle_energy"))
-    (shown,) = messages_of(respond(channel, FakeRasa(reply=collected_as_one(first)), *signed(form("hi")))[1])
+    (shown,) = messages_of(respond(channel, FakeRasa(reply=first.message()), *signed(form("hi")))[1])
     assert shown.endswith("Reply 1 for Soft tissue technique, 2 for Myofascial release"), "the notice left room for two"
-    rasa = FakeRasa()
-    store = save_events(NUMBER, bot(first))
-    for text in ("2", "3"):
-        respond(channel, rasa, *signed(form(text)), trackers=store)
-    assert [m.text for m in rasa.received] == ["/myofascial_release", "3"]
-
-
-def collected_as_one(reply: Reply) -> dict[str, Any]:
-    return {"text": reply.text, "buttons": [b.as_dict() for b in reply.buttons], "custom": reply.custom()}
+    assert shown.startswith(to_gsm7(knowledge.fill(knowledge.notice.sms)))
+    reworded = {**first.message(), "text": "Other words on the web."}
+    assert messages_of(respond(channel, FakeRasa(reply=reworded), *signed(form("hi")))[1]) == [shown]
 
 
 def test_an_internal_error_gets_the_apology_and_no_patient_text_in_the_log(
@@ -298,6 +271,12 @@ def test_webhook_numbered_conversation(stack: Stack, knowledge: Knowledge) -> No
     assert to_gsm7(knowledge.entries["muscle_energy"].sms) in second
     bot_ids = [d for t, d in events_of(stack, sender) if t == "bot" and '"answer_id": "muscle_energy"' in d]
     assert bot_ids, "the tracker holds the second technique's answer"
+    # A button that is not a topic is picked by its number too.
+    (cost,) = messages_of(text(stack, "how much does a session of omt cost", sender)[2])
+    number = re.search(r"(\d) for Talk to a person", cost)
+    assert number, cost
+    (person,) = messages_of(text(stack, number.group(1), sender)[2])
+    assert person == to_gsm7(knowledge.fill(knowledge.replies["handoff"].sms))
 
 
 @pytest.mark.stack

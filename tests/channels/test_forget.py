@@ -88,10 +88,10 @@ class Eraser:
 
 def test_forget_asks_first_and_erases_only_on_forget_yes(channel: SmsInput) -> None:
     rasa, eraser = FakeRasa(), Eraser()
-    status, twiml = asyncio.run(channel.respond(*signed(sms_form("FORGET")), rasa, None, eraser))
+    status, twiml = asyncio.run(channel.respond(*signed(sms_form("FORGET")), rasa, eraser))
     assert status == 200 and messages_of(twiml) == [get_sms_texts().forget_confirm]
     assert eraser.erased == []
-    status, twiml = asyncio.run(channel.respond(*signed(sms_form("forget yes")), rasa, None, eraser))
+    status, twiml = asyncio.run(channel.respond(*signed(sms_form("forget yes")), rasa, eraser))
     assert messages_of(twiml) == [get_sms_texts().forget_done]
     assert eraser.erased == [keyed_hash(NUMBER, KEY)], "erased under the hash, never the number"
     assert rasa.received == [], "neither message reaches Rasa (or the tracker)"
@@ -105,12 +105,12 @@ def test_forget_yes_erases_from_a_real_store(channel: SmsInput) -> None:
     async def erase(sender: str) -> int:
         return await store.delete(sender)
 
-    asyncio.run(channel.respond(*signed(sms_form("FORGET YES")), FakeRasa(), store, erase))
+    asyncio.run(channel.respond(*signed(sms_form("FORGET YES")), FakeRasa(), erase))
     assert not asyncio.run(store.exists(sender_id))
 
 
 def test_forget_yes_without_a_store_gets_the_apology(channel: SmsInput, knowledge: Knowledge) -> None:
-    _, twiml = asyncio.run(channel.respond(*signed(sms_form("FORGET YES")), FakeRasa(), None, None))
+    _, twiml = asyncio.run(channel.respond(*signed(sms_form("FORGET YES")), FakeRasa(), None))
     assert messages_of(twiml) == [to_gsm7(knowledge.fill(knowledge.replies["error"].sms))]
 
 

@@ -1,4 +1,4 @@
-"""SMS rendering is pure: every reply the knowledge can produce fits one GSM-7 SMS, cited."""
+"""SMS rendering is pure: every reply the knowledge can produce fits one GSM-7 SMS, cited, rendered by id."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel
 
+from omt.channels.sms import SmsCollector
 from omt.channels.sms_render import (
     GSM7_BASIC,
     GSM7_EXTENSION,
@@ -22,10 +23,11 @@ from omt.channels.sms_render import (
     render_text,
     to_gsm7,
 )
+from omt.channels.socketio import contract_message
 from omt.core import replies
 from omt.core.contract import SAFETY_REPLIES
 from omt.core.knowledge import SERVICE_REPLIES, Knowledge, KnowledgeError
-from omt.core.replies import Reply
+from omt.core.replies import PARAGRAPHS_KEY, Reply
 
 # Service texts that are not answer ids of their own (the contract's id they are sent with).
 SENT_AS = {**SAFETY_REPLIES, "fallback_handoff": "fallback", "error": "fallback"}
@@ -46,18 +48,15 @@ def notice_sms(knowledge: Knowledge) -> str:
     return to_gsm7(knowledge.fill(knowledge.notice.sms))
 
 
-def collected(*turn: Reply) -> list[dict[str, Any]]:
-    """What Rasa's CollectingOutputChannel holds after the actions sent these replies."""
-    collector = CollectingOutputChannel()
+def collected(*turn: Reply | dict[str, Any]) -> list[dict[str, Any]]:
+    """What the SMS channel's collector holds after the actions sent these replies (or messages)."""
+    collector = SmsCollector()
     for reply in turn:
-        message: dict[str, Any] = {"text": reply.text, "custom": reply.custom()}
-        if reply.buttons:
-            message["buttons"] = [b.as_dict() for b in reply.buttons]
-        asyncio.run(collector.send_response("patient", message))
+        asyncio.run(collector.send_response("patient", reply.message() if isinstance(reply, Reply) else dict(reply)))
     return collector.messages
 
 
-def sms(knowledge: Knowledge, texts: SmsTexts, *turn: Reply, budget: int = SMS_BUDGET) -> str:
+def sms(knowledge: Knowledge, texts: SmsTexts, *turn: Reply | dict[str, Any], budget: int = SMS_BUDGET) -> str:
     return render_sms(collected(*turn), knowledge, texts, budget)
 
 
@@ -244,3 +243,45 @@ def test_bad_sms_texts_stop_the_load(knowledge: Knowledge, tmp_path: Path) -> No
     )
     with pytest.raises(KnowledgeError, match="longer than"):
         load_sms_texts(knowledge, bad)
+
+
+def reworded(reply: Reply, text: str) -> dict[str, Any]:
+    """The reply's message with other chat text (a web wording change, another language)."""
+    return {**reply.message(), "text": text}
+
+
+def test_the_sms_is_rendered_from_the_paragraph_ids_not_the_chat_text(
+    knowledge: Knowledge, texts: SmsTexts, notice_sms: str, source_sms: str
+) -> None:
+    reply = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "how_it_feels", mentioned=["pregnancy"]))
+    expected = sms(knowledge, texts, reply)
+    assert (
+        sms(knowledge, texts, reworded(reply, "Completely different web words.\n\nAnd a second paragraph.")) == expected
+    )
+    lines = expected.split("\n")
+    assert lines[0] == notice_sms and source_sms in lines
+    assert to_gsm7(knowledge.entries["how_it_feels"].sms).startswith(lines[1]), "its short form, shortened"
+    crisis = replies.emergency_reply(knowledge, "crisis")
+    whole = to_gsm7(knowledge.fill(knowledge.replies["crisis"].sms))
+    assert sms(knowledge, texts, reply, reworded(crisis, "Reworded.")).startswith(whole + "\n"), "first and whole"
+
+
+def test_the_collector_keeps_the_paragraphs_rasas_drops(knowledge: Knowledge) -> None:
+    reply = replies.knowledge_reply(knowledge, "techniques")
+    (text, payload) = collected(reply)
+    assert payload["custom"] == reply.custom() and payload[PARAGRAPHS_KEY] == reply.structure()
+    assert text["buttons"] and PARAGRAPHS_KEY not in text
+    rest = CollectingOutputChannel()  # the REST channel's: web clients get the contract only
+    asyncio.run(rest.send_response("patient", reply.message()))
+    assert rest.messages and all(PARAGRAPHS_KEY not in m for m in rest.messages)
+    assert PARAGRAPHS_KEY not in contract_message(reply.message()), "nor do socket.io clients"
+
+
+def test_a_message_without_paragraphs_is_sent_as_its_chat_text(knowledge: Knowledge, texts: SmsTexts) -> None:
+    """A message no action of ours sent (or from another knowledge version): its words, as GSM-7."""
+    plain = {"text": "Hi “there”!\n\nAsk me.", "custom": {"answer_id": "greet", "kind": "service"}}
+    assert sms(knowledge, texts, plain) == 'Hi "there"!\nAsk me.'
+    unknown = {**plain, PARAGRAPHS_KEY: [{"role": "answer", "id": "no_such_topic"}]}
+    assert sms(knowledge, texts, unknown) == 'Hi "there"!\nAsk me.'
+    malformed = {**plain, PARAGRAPHS_KEY: [{"role": "verse", "id": "greet"}]}
+    assert sms(knowledge, texts, malformed) == 'Hi "there"!\nAsk me.'

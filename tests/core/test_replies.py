@@ -107,3 +107,47 @@ def test_notice_leads_the_first_reply(knowledge: Knowledge) -> None:
     reply = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "how_it_feels"))
     assert reply.notice and reply.text.startswith(knowledge.notice.text)
     assert reply.answer_id == "how_it_feels"
+
+
+def _every_reply(knowledge: Knowledge) -> list[replies.Reply]:
+    shapes = [replies.knowledge_reply(knowledge, t, mentioned=replies.CAVEAT_TOPICS) for t in knowledge.entries]
+    shapes += [replies.knowledge_reply(knowledge, t, verbatim=True) for t in knowledge.entries]
+    shapes += [replies.service_reply(knowledge, name) for name in ("greet", "handoff", "capabilities")]
+    shapes.append(replies.service_reply(knowledge, "error", answer_id="fallback.error"))
+    shapes += [replies.personal_advice_reply(knowledge, "pregnancy"), replies.fallback_reply(knowledge, [], 1)]
+    shapes += [replies.emergency_reply(knowledge, key) for key in ("emergency", "crisis")]
+    return shapes + [replies.with_notice(knowledge, r) for r in shapes]
+
+
+def test_every_reply_names_its_paragraphs_role_and_id(knowledge: Knowledge) -> None:
+    """The text is its paragraphs' knowledge texts, in order: what the SMS renders by id."""
+    for reply in _every_reply(knowledge):
+        assert reply.paragraphs, reply.answer_id
+        texts = [replies.paragraph_text(knowledge, p) for p in reply.paragraphs]
+        assert reply.text == "\n\n".join(texts), reply.answer_id
+        message = reply.message()
+        assert message[replies.PARAGRAPHS_KEY] == [{"role": p.role, "id": p.id} for p in reply.paragraphs]
+        assert replies.PARAGRAPHS_KEY not in message["custom"], "the contract's payload is kept exactly"
+        assert [replies.Paragraph.parse(p) for p in message[replies.PARAGRAPHS_KEY]] == list(reply.paragraphs)
+
+
+def test_paragraph_roles_of_a_first_cited_answer(knowledge: Knowledge) -> None:
+    reply = replies.with_notice(knowledge, replies.knowledge_reply(knowledge, "how_it_feels", mentioned=["pregnancy"]))
+    assert [(p.role, p.id) for p in reply.paragraphs] == [
+        ("notice", "notice"),
+        ("answer", "how_it_feels"),
+        ("answer", "pregnancy"),
+        *([("gap", "pregnancy")] if knowledge.entries["pregnancy"].gap else []),
+        ("source", "source_line"),
+    ]
+    crisis = replies.emergency_reply(knowledge, "crisis")
+    assert [(p.role, p.id) for p in crisis.paragraphs] == [("emergency", "crisis")]
+
+
+def test_options_are_every_buttons_answer_id(knowledge: Knowledge) -> None:
+    """A "Talk to a person" button can be picked by its number like a topic."""
+    reply = replies.not_covered_reply(knowledge, ["migraine"], "not_covered.cost")
+    assert reply.options[-1:] == ["handoff"] and "handoff" not in reply.topics
+    fallback = replies.fallback_reply(knowledge, ["migraine", "pregnancy"], 1)
+    assert fallback.options == ["migraine", "pregnancy", "capabilities"]
+    assert replies.Paragraph.parse({"role": "answer"}) is None and replies.Paragraph.parse("x") is None

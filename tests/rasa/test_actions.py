@@ -12,6 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import actions
 from omt.core.knowledge import Knowledge
+from omt.core.replies import PARAGRAPHS_KEY
 from omt.core.safety import RedFlag
 
 SLOTS: dict[str, Any] = {
@@ -70,6 +71,29 @@ def test_techniques_list_is_remembered_for_the_second_one(go: Any) -> None:
     assert [b["payload"] for b in message["buttons"]] == [f"/{t}" for t in listed]
     follow, _ = go(actions.ActionAnswer(), tracker("the second one", "choose_option", listed_topics=listed))
     assert follow["custom"]["answer_id"] == "muscle_energy"
+
+
+def test_a_number_picks_any_button_of_the_last_list(go: Any) -> None:
+    """An SMS "4" reaches Rasa as it is; "Talk to a person" is picked like a topic."""
+    message, events = go(actions.ActionNotCovered(), tracker("how much does it cost", "not_covered"))
+    listed = next(e["value"] for e in events if e["name"] == "listed_topics")
+    assert listed[-1] == "handoff" and message["buttons"][-1]["payload"] == "/handoff"
+    number = str(len(listed))
+    follow, _ = go(actions.ActionAnswer(), tracker(number, "choose_option", listed_topics=listed))
+    assert follow["custom"] == {"answer_id": "handoff", "kind": "service"}
+    first, _ = go(actions.ActionAnswer(), tracker("1", "choose_option", listed_topics=listed))
+    assert first["custom"]["answer_id"] == listed[0]
+    beyond, _ = go(actions.ActionAnswer(), tracker(str(len(listed) + 1), "choose_option", listed_topics=listed))
+    assert beyond["custom"]["answer_id"] == "fallback"
+
+
+def test_every_message_names_its_paragraphs_beside_the_payload(go: Any) -> None:
+    """The SMS renders by these ids; `custom` keeps the contract's fields only."""
+    message, _ = go(actions.ActionAnswer(), tracker("does it hurt", "how_it_feels", notice_given=None))
+    roles = [(p["role"], p["id"]) for p in message[PARAGRAPHS_KEY]]
+    assert roles[:2] == [("notice", "notice"), ("answer", "how_it_feels")]
+    assert message[PARAGRAPHS_KEY][-1] == {"role": "source", "id": "source_line"}
+    assert set(message["custom"]) == {"answer_id", "kind", "citation"}
 
 
 def test_tell_me_more_uses_the_last_topic(go: Any, knowledge: Knowledge) -> None:
