@@ -32,7 +32,6 @@ from omt.ops.processes import (
 
 PY = sys.executable
 READY_S = 60  # generous: a loaded machine starts Python slowly
-SLEEP = "import time; time.sleep(600)"
 IGNORE_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
 # A process group whose leader obeys SIGTERM and whose child ignores it (a worker that hangs).
 PARENT_OF_STUBBORN = (
@@ -90,9 +89,10 @@ def test_a_spawned_server_has_its_own_process_group_and_writes_to_its_log(tmp_pa
     assert proc.wait(timeout=READY_S) == 0
     assert _lines(log)[0] == "an earlier run", "appended, not overwritten"
     assert {"to stdout", "to stderr"} <= set(_lines(log)) and _lines(log)[-1] == "", "stderr too; stdin is closed"
-    sleeper = run(started, SLEEP, tmp_path / "sleeper.log")
+    sleeper = run(started, IDLE, tmp_path / "sleeper.log")
+    wait_for_line(tmp_path / "sleeper.log", "ready", sleeper)  # its command line is its own from now on
     assert os.getpgid(sleeper.pid) == sleeper.pid != os.getpgid(0), "a group of its own, not the caller's"
-    assert alive(sleeper.pid) and SLEEP in cmdline(sleeper.pid)
+    assert alive(sleeper.pid) and IDLE in cmdline(sleeper.pid)
 
 
 # --- wait ----------------------------------------------------------------------------------------

@@ -55,7 +55,8 @@ def test_the_stack_measures_each_running_role_and_stops_them_all(tmp_path: Path)
     failed.wait(timeout=60)
     actions, rasa = stack._spawn(idle, "actions.log"), stack._spawn(idle, "rasa.log")
     try:
-        wait_until(lambda: (tmp_path / "rasa.log").read_text().startswith("ready"), 60, rasa, "rasa.log")
+        for proc, log in ((actions, "actions.log"), (rasa, "rasa.log")):
+            wait_until(lambda log=log: "ready" in (tmp_path / log).read_text(), 60, proc, log)  # type: ignore[misc]
         assert set(stack.memory()) == {"actions", "rasa"} and all(mb > 0 for mb in stack.memory().values())
     finally:
         stack.stop()
