@@ -40,11 +40,12 @@ from typing import Any, Sequence
 import yaml
 
 from omt.bench import bench_report
-from omt.bench.bench_core import stack_rss, start_timed, timed_rasa, train_seconds
+from omt.bench.bench_core import start_timed, timed_rasa, train_seconds
 from omt.bench.loadgen import Target, closed_loop, turn_latencies
 from omt.bench.patients import Conversation, long_conversation, moodbot_conversations, our_conversations
 from omt.core.knowledge import REPO_ROOT
-from omt.ops.stack import Stack, free_port
+from omt.ops.processes import free_port
+from omt.ops.stack import Stack
 
 REFERENCE_DIR = REPO_ROOT / "build" / "bench" / "reference"
 LEVELS = (1, 8, 32)
@@ -106,12 +107,12 @@ def measure_ours(settings: Settings, work: Path) -> dict[str, Any]:
     (work / "ours").mkdir(parents=True, exist_ok=True)
     try:
         out["startup_s"] = round(start_timed(stack, rasa_args=_api_args(token)), 2)
-        out["rss_start_mb"] = stack_rss(stack)
+        out["rss_start_mb"] = stack.memory()
         webhook = Target(stack.rest_url)
         parse = Target(f"{stack.url}/model/parse", "parse", token)
         out.update(measure_load(webhook, parse, our_conversations(400), settings, "ours"))
         out["long"] = measure_long(webhook, settings.long_turns)
-        out["rss_end_mb"] = stack_rss(stack)
+        out["rss_end_mb"] = stack.memory()
     finally:
         stack.stop()
     return out
@@ -164,11 +165,11 @@ def measure_reference(settings: Settings, work: Path) -> dict[str, Any]:
     (work / "reference").mkdir(parents=True, exist_ok=True)
     try:
         out["startup_s"] = round(start_timed(stack, actions=has_actions, rasa_args=_api_args(token)), 2)
-        out["rss_start_mb"] = stack_rss(stack)
+        out["rss_start_mb"] = stack.memory()
         webhook = Target(stack.rest_url, "any_webhook")  # the reference bot sends no contract payload
         parse = Target(f"{stack.url}/model/parse", "parse", token)
         out.update(measure_load(webhook, parse, moodbot_conversations(REFERENCE_DIR, 400), settings, "reference"))
-        out["rss_end_mb"] = stack_rss(stack)
+        out["rss_end_mb"] = stack.memory()
     finally:
         stack.stop()
     return out

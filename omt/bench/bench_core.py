@@ -24,7 +24,8 @@ from typing import Sequence
 
 from omt.bench.evaluate import post
 from omt.core.knowledge import REPO_ROOT
-from omt.ops.stack import VENV_BIN, Stack, free_port
+from omt.ops.processes import free_port
+from omt.ops.stack import VENV_BIN, Stack
 
 QUESTIONS = [
     "does it hurt",
@@ -38,25 +39,6 @@ QUESTIONS = [
     "is it safe when pregnant",
     "thanks",
 ]
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MB (from /proc)."""
-    total = 0
-    pids = [pid]
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
-        pids += [int(p) for p in out.split()]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
 
 
 def timed_rasa(args: Sequence[str], cwd: Path, cache_dir: Path, log: Path | None = None) -> float:
@@ -91,11 +73,6 @@ def start_timed(stack: Stack, actions: bool = True, rasa_args: Sequence[str] = (
     return time.perf_counter() - start
 
 
-def stack_rss(stack: Stack) -> dict[str, float]:
-    """Resident memory (MB) of each of the stack's processes: `rasa` and, if started, `actions`."""
-    return {("actions" if "actions" in list(proc.args) else "rasa"): rss_mb(proc.pid) for proc in stack.procs}  # type: ignore[arg-type]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=200)
@@ -121,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             latencies.sort()
             figures["rest_p50_ms"] = statistics.median(latencies)
             figures["rest_p95_ms"] = latencies[int(0.95 * (len(latencies) - 1))]
-            rss = stack_rss(stack)
+            rss = stack.memory()
             figures["rasa_rss_mb"] = rss["rasa"]
             figures["actions_rss_mb"] = rss["actions"]
         finally:

@@ -33,7 +33,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from sqlalchemy import create_engine, text
 
-from omt.bench.bench_core import rss_mb, stack_rss
 from omt.bench.loadgen import Target, closed_loop, percentile
 from omt.bench.patients import our_conversations
 from omt.core.knowledge import REPO_ROOT
@@ -90,44 +89,6 @@ def settled_counts(database_url: str, prefix: str, sent: Mapping[str, int], wait
         time.sleep(1)
         stored = count_user_events(database_url, prefix)
     return stored
-
-
-def _ppid(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
-def processes_of(workdir: Path) -> dict[str, list[int]]:
-    """Rasa and action-server processes started for `workdir`: their command line, environment or cwd names it.
-
-    The cluster does not hand out its processes; every one of them is started with its
-    workdir in its environment or arguments (logs, databases), which is what this looks for.
-    """
-    marker = str(workdir.resolve())
-    found: dict[str, list[int]] = {"rasa": [], "actions": []}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if "rasa run" not in cmd:
-                continue
-            env = (entry / "environ").read_bytes().decode(errors="replace")
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if marker in cmd or marker in env or cwd.startswith(marker):
-            found["actions" if "run actions" in cmd else "rasa"].append(int(entry.name))
-    return found
-
-
-def processes_rss(workdir: Path) -> dict[str, float]:
-    """Total RSS (MB) of the Rasa processes and of the action servers found for `workdir` (children counted once)."""
-    found = processes_of(workdir)
-    pids = {p for group in found.values() for p in group}
-    return {kind: sum(rss_mb(p) for p in group if _ppid(p) not in pids) for kind, group in found.items() if group}
 
 
 def run_locust(
@@ -210,7 +171,7 @@ def measure(
 
 def _single(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     with running_stack(work) as stack:
-        return measure("single", stack.url, f"sqlite:///{stack.tracker_db}", lambda: stack_rss(stack), args, work)
+        return measure("single", stack.url, f"sqlite:///{stack.tracker_db}", stack.memory, args, work)
 
 
 def _cluster(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -219,24 +180,16 @@ def _cluster(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     except ImportError as exc:
         return {"target": "cluster", "skipped": f"omt.ops.cluster is not importable yet ({exc})"}
     with running_cluster(work) as cluster:
-        return measure("cluster", cluster.url, cluster.database_url, lambda: cluster_rss(cluster, work), args, work)
+        return measure("cluster", cluster.url, cluster.database_url, lambda: by_kind(cluster.memory()), args, work)
 
 
-def cluster_rss(cluster: Any, workdir: Path) -> dict[str, float]:
-    """Total RSS (MB) of the cluster's Rasa replicas and of its action servers.
-
-    From `Cluster.memory()` ({"rasa-0": MB, "actions-0": MB, "postgres": MB, ...}) when the
-    cluster has it, else from the processes found for its workdir.
-    """
-    memory = getattr(cluster, "memory", None)
-    if not callable(memory):
-        return processes_rss(workdir)
-    per_process: dict[str, float] = memory()
+def by_kind(memory: Mapping[str, float]) -> dict[str, float]:
+    """{"rasa-0": MB, "actions-0": MB, "postgres": MB, ...} (Cluster.memory) -> total MB of "rasa" and of "actions"."""
     totals: dict[str, float] = {}
-    for name, mb in per_process.items():
+    for name, mb in memory.items():
         kind = name.split("-", 1)[0]
         if kind in ("rasa", "actions"):
-            totals[kind] = totals.get(kind, 0.0) + mb
+            totals[kind] = round(totals.get(kind, 0.0) + mb, 1)
     return totals
 
 

@@ -42,7 +42,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -52,7 +51,19 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from omt.core.knowledge import REPO_ROOT
-from omt.ops.stack import VENV_BIN, Stack, free_port, port_free, start_on_free_port, wait_for_http
+from omt.ops import processes
+from omt.ops.processes import (
+    ServerError,
+    alive,
+    cmdline,
+    free_port,
+    port_free,
+    rss_mb,
+    start_on_free_port,
+    wait_for_http,
+    wait_for_port,
+)
+from omt.ops.stack import VENV_BIN, Stack
 
 DEFAULT_DIR = REPO_ROOT / ".cluster"
 DEFAULT_PORT = 8000
@@ -65,7 +76,7 @@ WEB_VENDOR_FILE = REPO_ROOT / "web" / "static" / "vendor" / "socket.io.min.js"  
 PASSED_SECRETS = ("TWILIO_AUTH_TOKEN", "SMS_SENDER_KEY", "OMT_HASH_KEY", "SMS_WEBHOOK_URL")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(ServerError):
     """A server could not be started or found; the message says which and where its log is."""
 
 
@@ -82,58 +93,12 @@ def _pg_binary(name: str) -> str:
     return _binary(name, f"/usr/lib/postgresql/*/bin/{name}")
 
 
-def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None, what: str = "") -> None:
-    """Wait until something accepts TCP connections on 127.0.0.1:`port` (or the process dies)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise ClusterError(f"{what or 'process'} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise ClusterError(f"{what or 'port'} {port} did not accept connections within {timeout:.0f}s")
-
-
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
     return "\n".join(f"    {line}" for line in text[-lines:])
-
-
-def process_rss_mb(pid: int) -> float:
-    """Resident memory of `pid` and its descendants, in MB (shared pages counted in each process)."""
-    children: dict[int, list[int]] = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(Path(stat).parent.name))
-    total_kb, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-        todo.extend(children.get(current, []))
-    return round(total_kb / 1024, 1)
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie does not count: it has exited, only its parent has not reaped it)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -233,7 +198,7 @@ class Postgres:
     def pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid = int((self.data / "postmaster.pid").read_text().split()[0])
-            return pid if _alive(pid) else None
+            return pid if alive(pid) else None
         return None
 
     def stop(self) -> None:
@@ -398,13 +363,19 @@ class Cluster:
         self.redis_port = free_port()
         self._shared_env("LOCK_STORE_URL", self.lock_store_url)
 
-    def _spawn(self, name: str, args: list[str], log: Path, match: str, env: Mapping[str, str] | None = None) -> None:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                args, cwd=log.parent, env=dict(env or os.environ), stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+    def _spawn(
+        self,
+        name: str,
+        args: list[str],
+        log: Path,
+        match: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start server `name` (processes.spawn, in `log`'s folder unless `cwd`) and keep it in `managed`."""
+        proc = processes.spawn(args, log, cwd=cwd or log.parent, env=env)
         self.managed[name] = Managed(name, proc, match)
+        return proc
 
     def _start_redis(self) -> None:
         home = self.workdir / "redis"
@@ -423,12 +394,7 @@ class Cluster:
         log = self.workdir / "web.log"
         env = {**self.env(), "CLINIC_ORIGINS": f"{self.url},http://localhost:{self.port}"}
         args = [str(VENV_BIN / "python"), "-m", "omt.ops.web", "--port", str(self.web_port), "--socket-url", self.url]
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                args, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        self.managed["pages"] = Managed("pages", proc, f"--port {self.web_port}")
+        proc = self._spawn("pages", args, log, f"--port {self.web_port}", env=env, cwd=REPO_ROOT)
         wait_for_http(f"http://127.0.0.1:{self.web_port}/healthz", 60, proc)
 
     def _start_nginx(self) -> None:
@@ -448,7 +414,7 @@ class Cluster:
         )  # fmt: skip
         try:
             wait_for_port(self.port, 30, self.managed["nginx"].proc, "nginx")
-        except ClusterError as exc:
+        except ServerError as exc:
             raise ClusterError(f"{exc}; nginx's log:\n{_tail(prefix / 'nginx.log')}") from exc
 
     # -- faults -----------------------------------------------------------------------------
@@ -462,9 +428,7 @@ class Cluster:
         proc = self.rasa_procs.pop(i, None)
         if proc is None or proc.poll() is not None:
             raise ClusterError(f"replica {i} is not running")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        processes.kill(proc)
         self.stacks[i].procs.remove(proc)
 
     def start_replica(self, i: int, timeout: float = 180) -> None:
@@ -502,16 +466,8 @@ class Cluster:
 
     def _stop_managed(self, name: str) -> None:
         managed = self.managed.pop(name, None)
-        if managed is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(managed.proc.pid, signal.SIGTERM)
-        try:
-            managed.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(managed.proc.pid, signal.SIGKILL)
-            managed.proc.wait()
+        if managed is not None:
+            processes.stop([managed.proc])
 
     def logs(self) -> str:
         """Every log of the cluster (servers and replicas), each under its path."""
@@ -535,8 +491,8 @@ class Cluster:
         return found
 
     def memory(self) -> dict[str, float]:
-        """Resident memory (MB) of each server process with its children."""
-        return {name: process_rss_mb(pid) for name, (pid, _) in sorted(self.processes().items())}
+        """Resident memory (MB, processes.rss_mb: with its children) of each server process."""
+        return {name: rss_mb(pid) for name, (pid, _) in sorted(self.processes().items())}
 
     def write_state(self) -> None:
         """pids/<name>.pid (pid, then a piece of its command line) and cluster.json (addresses, no secrets)."""
@@ -578,11 +534,10 @@ def stop_started(workdir: Path, timeout: float = 20) -> list[str]:
     A pid is signalled only when its command line still shows what was started (a pid file
     left from a crash may name a process that has nothing to do with us by now).
     """
-    stopped: list[str] = []
     order = ["nginx", "pages", "rasa", "actions", "redis"]
     pid_files = sorted((workdir / "pids").glob("*.pid"), key=lambda p: next(
         (i for i, prefix in enumerate(order) if p.stem.startswith(prefix)), len(order)))  # fmt: skip
-    signalled: list[tuple[str, int]] = []
+    ours: dict[str, int] = {}
     for pid_file in pid_files:
         try:
             text = pid_file.read_text().splitlines()
@@ -590,19 +545,11 @@ def stop_started(workdir: Path, timeout: float = 20) -> list[str]:
         except (OSError, ValueError, IndexError):
             pid_file.unlink(missing_ok=True)
             continue
-        if _alive(pid) and match in _cmdline(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGTERM)
-                signalled.append((pid_file.stem, pid))
+        if alive(pid) and match in cmdline(pid):
+            ours[pid_file.stem] = pid
         pid_file.unlink(missing_ok=True)
-    deadline = time.monotonic() + timeout
-    for name, pid in signalled:
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        stopped.append(name)
+    reached = processes.stop_groups(ours.values(), timeout)
+    stopped = [name for name, pid in ours.items() if pid in reached]
     postgres = Postgres(workdir / "postgres", 0, "")
     if postgres.pid() is not None:
         postgres.stop()
@@ -617,7 +564,7 @@ def running_pids(workdir: Path) -> dict[str, int]:
         with contextlib.suppress(OSError, ValueError, IndexError):
             text = pid_file.read_text().splitlines()
             pid = int(text[0])
-            if _alive(pid) and text[1] in _cmdline(pid):
+            if alive(pid) and text[1] in cmdline(pid):
                 found[pid_file.stem] = pid
     pg = Postgres(workdir / "postgres", 0, "").pid()
     if pg is not None:
@@ -647,7 +594,7 @@ def _start(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, interrupted)
     try:
         cluster.start()
-    except (ClusterError, KeyboardInterrupt, OSError, subprocess.SubprocessError) as exc:
+    except (ServerError, KeyboardInterrupt, OSError, subprocess.SubprocessError) as exc:
         print(f"cluster: {'interrupted' if isinstance(exc, KeyboardInterrupt) else exc}", file=sys.stderr)
         cluster.stop()
         return 1
@@ -669,7 +616,7 @@ def _status(args: argparse.Namespace) -> int:
     with contextlib.suppress(OSError, ValueError):
         print(json.dumps(json.loads((workdir / "cluster.json").read_text()), indent=2))
     for name, pid in sorted(running.items()):
-        print(f"  {name:<10} pid {pid:<8} {process_rss_mb(pid):8.1f} MB")
+        print(f"  {name:<10} pid {pid:<8} {rss_mb(pid):8.1f} MB")
     return 0
 
 

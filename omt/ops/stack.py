@@ -2,109 +2,24 @@
 
 `make run` uses scripts/run_stack.sh in the foreground; this module does the same for
 programs that need a stack in the background, on free loopback ports, with their own
-tracker database, and tears everything down afterwards.
-
-A free port can be taken between the moment it is found and the moment the server binds
-it (Rasa takes seconds to get there). Two measures: `free_port` picks ports below the
-kernel's ephemeral range, which every outgoing connection draws its local port from, so
-only another server's explicit bind can take one; and `start_on_free_port` starts a
-server again on another port when its log says the port was taken.
+tracker database, and tears everything down afterwards. How a process is started, waited
+for, stopped and measured, and how a port taken meanwhile is dealt with: omt/ops/processes.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
-import signal
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, TypeVar
+from typing import Iterator, Mapping
 
 from omt.core.knowledge import REPO_ROOT
+from omt.ops import processes
+from omt.ops.processes import free_port, start_on_free_port, wait_for_http
 
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
-LOWEST_PORT = 20_000  # free_port's range: from here to just below the ephemeral range
-EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-PORT_TAKEN = ("address already in use", "errno 98", "could not bind", "bind() to")  # Sanic, Redis, nginx
-PORT_ATTEMPTS = 4
-T = TypeVar("T")
-
-
-def ephemeral_range() -> tuple[int, int]:
-    """The local ports the kernel gives outgoing connections (Linux's default when unreadable)."""
-    try:
-        low, high = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
-    except (OSError, ValueError):
-        return 32_768, 60_999
-    return low, high
-
-
-def port_free(port: int) -> bool:
-    """Whether a server could listen on 127.0.0.1:`port` now (with SO_REUSEADDR, as servers bind)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A free TCP port on loopback, below the ephemeral range (see the module docstring)."""
-    top = ephemeral_range()[0] - 1
-    for _ in range(200):
-        port = random.randint(LOWEST_PORT, top) if top > LOWEST_PORT else 0
-        if port and port_free(port):
-            return port
-    with socket.socket() as sock:  # no such range on this machine: the kernel's choice
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_was_taken(log: Path, offset: int) -> bool:
-    """Whether what `log` got after `offset` says a server could not bind its port."""
-    try:
-        with log.open("rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode(errors="replace").lower()
-    except OSError:
-        return False
-    return any(sign in text for sign in PORT_TAKEN)
-
-
-def start_on_free_port(start: Callable[[], T], new_port: Callable[[], None], log: Path) -> T:
-    """`start()`; when it fails because its port was taken meanwhile (per `log`), `new_port()` and again."""
-    for attempt in range(1, PORT_ATTEMPTS + 1):
-        offset = log.stat().st_size if log.exists() else 0
-        try:
-            return start()
-        except Exception:
-            if attempt == PORT_ATTEMPTS or not port_was_taken(log, offset):
-                raise
-            new_port()
-    raise AssertionError("unreachable")
-
-
-def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll `url` until it answers, or raise (also if the process died meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status < 500:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
 @dataclass
@@ -120,6 +35,7 @@ class Stack:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path = REPO_ROOT  # another Rasa project (the benchmark's reference bot) runs from its own folder
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    roles: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)  # the latest of each role
 
     @property
     def url(self) -> str:
@@ -153,11 +69,10 @@ class Stack:
         return env
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        log = (self.workdir / log_name).open("ab")
-        proc = subprocess.Popen(
-            args, cwd=self.cwd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        """`args`, output appended to <workdir>/`log_name`, whose stem names its role ("rasa", "actions")."""
+        proc = processes.spawn(args, self.workdir / log_name, cwd=self.cwd, env=self.env())
         self.procs.append(proc)
+        self.roles[Path(log_name).stem] = proc
         return proc
 
     def start_actions(self, timeout: float = 60, new_port_if_taken: bool = True) -> subprocess.Popen[bytes]:
@@ -197,18 +112,14 @@ class Stack:
         return start_on_free_port(start, lambda: setattr(self, "rasa_port", free_port()), self.workdir / "rasa.log")
 
     def stop(self) -> None:
-        """SIGTERM each process group, then SIGKILL whatever is left."""
-        for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        """Stop every process the stack started (processes.stop: SIGTERM, then SIGKILL what is left)."""
+        processes.stop(self.procs)
         self.procs.clear()
+        self.roles.clear()
+
+    def memory(self) -> dict[str, float]:
+        """Resident memory (MB, processes.rss_mb) of each running role: "rasa" and, if started, "actions"."""
+        return {role: processes.rss_mb(proc.pid) for role, proc in self.roles.items() if proc.poll() is None}
 
     def logs(self) -> str:
         """Everything the stack's processes printed, for assertions on log content."""

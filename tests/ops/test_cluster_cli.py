@@ -17,7 +17,7 @@ import pytest
 
 from omt.core.knowledge import REPO_ROOT
 from omt.ops.cluster import Cluster, ClusterError, _load_secrets, main, running_pids, stop_started
-from omt.ops.stack import free_port
+from omt.ops.processes import free_port
 
 render = runpy.run_path(str(REPO_ROOT / "scripts" / "render_nginx_conf.py"))["render"]
 TEMPLATE = (REPO_ROOT / "deploy" / "nginx" / "omt.conf").read_text(encoding="utf-8")

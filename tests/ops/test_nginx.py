@@ -30,7 +30,8 @@ import pytest
 from omt.bench.evaluate import contract_faults
 from omt.channels.rest import MAX_BODY_BYTES, MAX_MESSAGE_CHARS
 from omt.core.knowledge import REPO_ROOT, Knowledge
-from omt.ops.stack import Stack, free_port, wait_for_http
+from omt.ops.processes import free_port, spawn, stop, wait_for_http
+from omt.ops.stack import Stack
 from tests.channels.test_channel_sms import form, messages_of, signed
 from tests.ops.test_web_server import _socket_turns, page_server
 
@@ -68,23 +69,12 @@ def proxy(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
         upstreams = ["--pages", urlsplit(pages).netloc, "--rasa", f"127.0.0.1:{stack.rasa_port}"]
         render = [sys.executable, str(RENDER), "--out", str(conf), "--listen", f"127.0.0.1:{port}", *upstreams]
         subprocess.run(render, check=True)
-        with (prefix / "nginx.out").open("wb") as out:
-            proc = subprocess.Popen(
-                [nginx_binary(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = spawn([nginx_binary(), "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"], prefix / "nginx.out")
         try:
             wait_for_http(f"{origin}/kiosk", 30, proc)
             yield Proxy(origin, port, prefix, conf.read_text(), urlsplit(pages).netloc)
         finally:
-            proc.terminate()  # SIGTERM: nginx's fast shutdown
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop([proc])  # SIGTERM: nginx's fast shutdown
 
 
 class Response(NamedTuple):

@@ -20,7 +20,8 @@ import pytest
 from omt.core.knowledge import REPO_ROOT
 from omt.core.provenance import DEV_HASH_KEY
 from omt.ops.config_check import MIN_SECRET_CHARS, dev_defaults, main, problems
-from omt.ops.stack import Stack, free_port
+from omt.ops.processes import free_port
+from omt.ops.stack import Stack
 
 GOOD = {
     "TWILIO_AUTH_TOKEN": "0f3c9a7e51b24d68a0c7e9f1b3d5a7c9",

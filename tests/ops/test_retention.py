@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from omt.ops.processes import free_port
 from omt.ops.retention import Purged, cutoff, database_url, main, purge, safe_url
-from omt.ops.stack import free_port
 from omt.rasa.redacting_store import RedactingTrackerStore
 
 DAY = 86_400

@@ -1,12 +1,14 @@
-"""Free ports for the stacks the tests start (omt/ops/stack.py): taken between probe and bind, the server moves."""
+"""Free ports for the stacks the tests start (omt/ops/processes.py): taken between probe and bind, the server moves."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from omt.ops.stack import ephemeral_range, free_port, port_free, start_on_free_port
+from omt.ops.processes import ephemeral_range, free_port, port_free, start_on_free_port, wait_until
+from omt.ops.stack import Stack
 
 
 def test_free_ports_are_free_and_below_the_ephemeral_range() -> None:
@@ -44,3 +46,19 @@ def test_any_other_failure_is_not_retried(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         start_on_free_port(start, lambda: None, log)
     assert calls == [1], "only what the log said during this attempt counts"
+
+
+def test_the_stack_measures_each_running_role_and_stops_them_all(tmp_path: Path) -> None:
+    stack = Stack(rasa_port=free_port(), actions_port=free_port(), workdir=tmp_path)
+    idle = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(600)"]
+    failed = stack._spawn([sys.executable, "-c", "pass"], "actions.log")  # a first attempt that exited
+    failed.wait(timeout=60)
+    actions, rasa = stack._spawn(idle, "actions.log"), stack._spawn(idle, "rasa.log")
+    try:
+        for proc, log in ((actions, "actions.log"), (rasa, "rasa.log")):
+            wait_until(lambda log=log: "ready" in (tmp_path / log).read_text(), 60, proc, log)  # type: ignore[misc]
+        assert set(stack.memory()) == {"actions", "rasa"} and all(mb > 0 for mb in stack.memory().values())
+    finally:
+        stack.stop()
+    assert actions.returncode is not None and rasa.returncode is not None
+    assert stack.procs == [] and stack.memory() == {}

@@ -28,7 +28,8 @@ from omt.core.contract import SAFETY_REPLIES
 from omt.core.knowledge import REPO_ROOT, Knowledge, KnowledgeError
 from omt.core.origins import allowed_origins
 from omt.core.web_texts import load_web_texts
-from omt.ops.stack import Stack, free_port, wait_for_http
+from omt.ops.processes import free_port, spawn, stop, wait_for_http
+from omt.ops.stack import Stack
 from omt.ops.web import content_security_policy, fill, socket_origins
 
 SOCKET_URL = "http://127.0.0.1:5999"
@@ -48,25 +49,14 @@ def page_server(socket_url: str, log: Path, env: dict[str, str] | None = None) -
     """`python -m omt.ops.web` on a free loopback port; yields its base URL, stops it after."""
     build_web_assets()
     port = free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "omt.ops.web", "--port", str(port), "--socket-url", socket_url],
-            cwd=REPO_ROOT,
-            env={**os.environ, **(env or {})},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    args = [sys.executable, "-m", "omt.ops.web", "--port", str(port), "--socket-url", socket_url]
+    proc = spawn(args, log, cwd=REPO_ROOT, env={**os.environ, **(env or {})})
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz", 30, proc)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop([proc], grace=10)
 
 
 @pytest.fixture(scope="module")

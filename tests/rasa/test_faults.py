@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import queue
 import signal
 import socket
@@ -57,7 +56,8 @@ from omt.channels.sms_render import to_gsm7
 from omt.core.contract import FAILED_TURN_ID
 from omt.core.knowledge import Knowledge
 from omt.core.provenance import conversation_hash, keyed_hash, summarise
-from omt.ops.stack import Stack, free_port, running_stack
+from omt.ops.processes import free_port, signal_group
+from omt.ops.stack import Stack, running_stack
 from omt.rasa.faults import (
     ACTION_SERVER,
     DEFAULT_ACTION_TIMEOUT,
@@ -432,7 +432,7 @@ def terminate(stack: Stack, role: str) -> list[subprocess.Popen[bytes]]:
     """
     procs = [p for p in stack.procs if is_role(p, role) and p.poll() is None]
     for proc in procs:
-        os.killpg(proc.pid, signal.SIGTERM)
+        signal_group(proc.pid, signal.SIGTERM)
     return procs
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import threading
 import time
 from typing import Callable, Iterator
@@ -18,8 +17,7 @@ import pytest
 from rasa.core.lock_store import InMemoryLockStore, LockStore, RedisLockStore
 
 from omt.core.knowledge import REPO_ROOT
-from omt.ops.cluster import wait_for_port
-from omt.ops.stack import free_port
+from omt.ops.processes import free_port, spawn, stop, wait_for_port
 from omt.rasa.lock_store import UrlLockStore, lock_store_from_url
 
 
@@ -30,13 +28,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail("redis-server missing: run scripts/install_system_deps.sh")
     port, home = free_port(), tmp_path_factory.mktemp("redis")
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(home)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn(args, None)
     try:
         wait_for_port(port, 20, proc, "redis-server")
         yield f"redis://127.0.0.1:{port}/3"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop([proc], grace=10)
 
 
 @pytest.fixture(params=["memory", "redis"])
