@@ -22,11 +22,11 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from omt.core.safety import screen
-from omt.rasa import rasa_speedups
+from omt.rasa import patches
 
 # Every process that loads the model imports this module: the place to make two pieces
-# of Rasa's per-turn work cheap (see omt/rasa/rasa_speedups.py).
-rasa_speedups.install()
+# of Rasa's per-turn work cheap (see omt/rasa/patches.py).
+patches.install()
 
 EMERGENCY_ACTION = "action_emergency"
 

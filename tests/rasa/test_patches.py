@@ -1,4 +1,4 @@
-"""The faster replacements in omt/rasa/rasa_speedups.py give Rasa's own answers."""
+"""The faster replacements in omt/rasa/patches.py give Rasa's own answers."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.events import Event
 
-from omt.rasa import rasa_speedups
+from omt.rasa import patches
 
-rasa_speedups.install()
+patches.install()
 
 VALID: list[dict[str, Any]] = [
     {},
@@ -38,7 +38,7 @@ INVALID: list[dict[str, Any]] = [
 def _rasa_says(result: dict[str, Any]) -> str | None:
     """The message Rasa's own check raises for `result`, or None when it passes."""
     try:
-        rasa_speedups.RASA_VALIDATE_ACTION_RESULT(RemoteAction("x", None), result)
+        patches.RASA_VALIDATE_ACTION_RESULT(RemoteAction("x", None), result)
     except jsonschema.ValidationError as error:
         return error.message
     return None
@@ -61,16 +61,16 @@ def test_invalid_responses_raise_rasas_error(result: dict[str, Any]) -> None:
 
 def test_a_valid_response_is_remembered_and_an_invalid_one_never_is(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rasa_speedups, "VALID_KEPT", 2)
-    rasa_speedups._VALID.clear()
+    patches._VALID.clear()
     action = RemoteAction("x", None)
     for result in VALID:
         assert action._validate_action_result(result) is True
-    assert len(rasa_speedups._VALID) == 2, "bounded"
+    assert len(patches._VALID) == 2, "bounded"
     assert action._validate_action_result(VALID[-1]) is True  # from memory
     for _ in range(2):  # an invalid response raises Rasa's error every time
         with pytest.raises(jsonschema.ValidationError):
             action._validate_action_result(INVALID[0])
-    assert len(rasa_speedups._VALID) == 2
+    assert len(patches._VALID) == 2
     assert action._validate_action_result({"events": [], "responses": [], "x": {1, 2}}) is True  # not JSON text
 
 
@@ -78,7 +78,7 @@ def test_every_event_type_resolves_to_rasas_class() -> None:
     names = {cls.type_name for cls in rasa.shared.utils.common.all_subclasses(Event)}
     assert {"user", "bot", "action", "slot", "session_started"} <= names
     for name in names:
-        assert Event.resolve_by_type(name) is rasa_speedups.RASA_RESOLVE_BY_TYPE(name), name
+        assert Event.resolve_by_type(name) is patches.RASA_RESOLVE_BY_TYPE(name), name
 
 
 def test_unknown_event_types_behave_as_in_rasa() -> None:
@@ -161,7 +161,7 @@ def test_the_graph_runs_as_dask_runs_it(tmp_path: Path, targets: list[str] | Non
     runner = _runner(tmp_path)
     inputs = {"msg": "hello"}
     Calls.log = []
-    expected, dask_calls = rasa_speedups.RASA_GRAPH_RUN(runner, inputs, targets), sorted(Calls.log)
+    expected, dask_calls = patches.RASA_GRAPH_RUN(runner, inputs, targets), sorted(Calls.log)
     Calls.log = []
     assert runner.run(inputs, targets) == expected
     assert sorted(Calls.log) == dask_calls, "the same nodes, each called once"
@@ -170,7 +170,7 @@ def test_the_graph_runs_as_dask_runs_it(tmp_path: Path, targets: list[str] | Non
 
 def test_graph_errors_are_rasas(tmp_path: Path) -> None:
     runner = _runner(tmp_path)
-    for run in (rasa_speedups.RASA_GRAPH_RUN, rasa_speedups.graph_run):
+    for run in (patches.RASA_GRAPH_RUN, patches.graph_run):
         with pytest.raises(GraphRunError, match="clashes with a node name"):
             run(runner, {"msg": "a"}, ["ab"])
         with pytest.raises(GraphComponentException, match="node ab") as caught:
