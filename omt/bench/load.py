@@ -112,7 +112,7 @@ def processes_of(workdir: Path) -> dict[str, list[int]]:
             continue
         try:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            if "rasa run" not in cmd:
+            if "rasa run" not in cmd and "omt.rasa.run run" not in cmd:  # Rasa starts through omt/rasa/run.py
                 continue
             env = (entry / "environ").read_bytes().decode(errors="replace")
             cwd = os.readlink(entry / "cwd")

@@ -29,6 +29,8 @@ from typing import Callable, Iterator, Mapping, TypeVar
 from omt.core.knowledge import REPO_ROOT
 
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
+# Rasa through our launcher: the version check and our patches to Rasa first (omt/rasa/run.py).
+RASA_COMMAND = (str(VENV_BIN / "python"), "-m", "omt.rasa.run")
 LOWEST_PORT = 20_000  # free_port's range: from here to just below the ephemeral range
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 PORT_TAKEN = ("address already in use", "errno 98", "could not bind", "bind() to")  # Sanic, Redis, nginx
@@ -119,6 +121,7 @@ class Stack:
     endpoints: Path = REPO_ROOT / "endpoints.yml"
     extra_env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path = REPO_ROOT  # another Rasa project (the benchmark's reference bot) runs from its own folder
+    rasa_command: tuple[str, ...] = RASA_COMMAND  # stock Rasa, `(VENV_BIN / "rasa",)`, for another project
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -184,7 +187,7 @@ class Stack:
 
         def start() -> subprocess.Popen[bytes]:
             args = [
-                str(VENV_BIN / "rasa"), "run", "--model", str(self.model), "--interface", "127.0.0.1",
+                *self.rasa_command, "run", "--model", str(self.model), "--interface", "127.0.0.1",
                 "--port", str(self.rasa_port), "--credentials", str(self.credentials),
                 "--endpoints", str(self.endpoints), *extra_args,
             ]  # fmt: skip

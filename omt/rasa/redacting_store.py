@@ -67,6 +67,7 @@ from omt.core.provenance import conversation_hash
 from omt.core.redaction import Rule, get_rules, redact_user_event, redact_value
 from omt.rasa import tracker_window
 from omt.rasa.faults import TRACKER_STORE, abort_turn
+from omt.rasa.patches import wrapped_store
 from omt.rasa.tracker_cache import TrackerCache
 
 if TYPE_CHECKING:
@@ -187,7 +188,7 @@ class StoreHealth:
 def _innermost(store: TrackerStore) -> TrackerStore:
     """The store under Rasa's `AwaitableTrackerStore`, which wraps synchronous custom stores."""
     while isinstance(store, AwaitableTrackerStore):
-        store = store._tracker_store
+        store = wrapped_store(store)
     return store
 
 
@@ -494,7 +495,7 @@ def _stored_from(store: SQLTrackerStore, sender_id: str, message_id: str, since:
 def find_redacting_store(store: Any) -> RedactingTrackerStore | None:
     """Our wrapper inside Rasa's (the agent's `FailSafeTrackerStore`, `AwaitableTrackerStore`)."""
     while store is not None and not isinstance(store, RedactingTrackerStore):
-        store = getattr(store, "_tracker_store", None)  # both of Rasa's wrappers keep it there
+        store = wrapped_store(store)
     return store
 
 

@@ -47,8 +47,10 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from omt.rasa.patches import AppendableSQLTrackerStore, session_events, stream_new_events
+
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Query, Session
+    from sqlalchemy.orm import Session
 
 # Event types that may stay out of the window (see the module docstring). Rasa's
 # `user_featurization` event (DefinePrevUserUtteredFeaturization) sets nothing on a tracker.
@@ -69,11 +71,6 @@ assert UserUtteranceReverted.type_name not in HIDEABLE  # a rewind replays what 
 ATTRIBUTE = "_omt_window_loaded"
 
 
-def _session_events(store: SQLTrackerStore, session: Session, sender_id: str) -> Query:
-    """Rasa's own query for the events of the conversation's latest session, unordered."""
-    return store._event_query(session, sender_id, fetch_events_from_all_sessions=False).order_by(None)
-
-
 def window_rows(store: SQLTrackerStore, session: Session, sender_id: str, turns: int) -> list[str] | None:
     """The stored events (JSON, in order) of the windowed tracker; None: read the whole session.
 
@@ -81,7 +78,7 @@ def window_rows(store: SQLTrackerStore, session: Session, sender_id: str, turns:
     slots, one row per slot.
     """
     event = store.SQLEvent
-    events = _session_events(store, session, sender_id)
+    events = session_events(store, session, sender_id)
     # The `turns`-th last patient message, and the one before it (there must be one to leave out).
     users = (
         events.filter(event.type_name == UserUttered.type_name)
@@ -175,7 +172,7 @@ class Unsaved:
     new: list[Event]
 
 
-class AppendingSQLTrackerStore(SQLTrackerStore):
+class AppendingSQLTrackerStore(AppendableSQLTrackerStore):
     """Rasa's SQL store, which can also be handed only a turn's events (`Unsaved`) to append.
 
     Rasa's save counts the stored events of the session and writes the tracker's events
@@ -183,14 +180,14 @@ class AppendingSQLTrackerStore(SQLTrackerStore):
     tracker read whole the count is known already. Everything else is Rasa's.
     """
 
-    def _additional_events(self, session: Session, tracker: DialogueStateTracker) -> Iterator[Event]:
+    def events_to_save(self, session: Session, tracker: DialogueStateTracker) -> Iterator[Event]:
         if isinstance(tracker, Unsaved):
             return iter(tracker.new)
-        return super()._additional_events(session, tracker)
+        return super().events_to_save(session, tracker)
 
     async def stream_events(self, tracker: DialogueStateTracker) -> None:
         """With an event broker: publish what is appended, as Rasa's diff would find it."""
         if not isinstance(tracker, Unsaved):
             await super().stream_events(tracker)
         elif self.event_broker is not None:
-            await self._stream_new_events(self.event_broker, tracker.new, tracker.sender_id)
+            await stream_new_events(self, self.event_broker, tracker.new, tracker.sender_id)

@@ -1,12 +1,19 @@
-"""The faster replacements in omt/rasa/patches.py give Rasa's own answers."""
+"""omt/rasa/patches.py: the pinned Rasa or no start, every private Rasa name in that one module,
+no patch on import, and replacements that give Rasa's own answers."""
 
 from __future__ import annotations
 
+import ast
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import jsonschema
 import pytest
+import rasa
 import rasa.shared.utils.common
 from rasa.core.actions.action import RemoteAction
 from rasa.engine.exceptions import GraphComponentException, GraphRunError
@@ -15,9 +22,122 @@ from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.events import Event
 
-from omt.rasa import patches
+from omt.rasa import patches, run
 
-patches.install()
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _patched(install_patches: Callable[[], None]) -> None:
+    install_patches()
+
+
+# --- the door: version, private names, one place to install -------------------------------
+
+
+def test_the_pinned_rasa_is_the_one_in_requirements_txt() -> None:
+    pins = re.findall(r"^rasa==(\S+)$", (REPO / "requirements.txt").read_text(encoding="utf-8"), re.MULTILINE)
+    assert pins == [patches.RASA_VERSION]
+
+
+def test_another_rasa_version_is_refused_before_anything_is_patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rasa, "__version__", "3.7.0")
+    monkeypatch.setattr(DaskGraphRunner, "run", patches.RASA_GRAPH_RUN)
+    with pytest.raises(patches.StartRefusedError, match=r"Rasa 3\.7\.0 is installed") as refused:
+        patches.install()
+    assert "\n" not in str(refused.value)
+    assert DaskGraphRunner.run is patches.RASA_GRAPH_RUN, "nothing installed"
+
+
+def test_the_launcher_installs_then_runs_rasas_cli_with_the_same_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(run, "rasa_main", lambda: seen.append(list(sys.argv)))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setattr(DaskGraphRunner, "run", patches.RASA_GRAPH_RUN)
+    run.main(["run", "--model", "models/omt.tar.gz"])
+    assert seen == [["rasa", "run", "--model", "models/omt.tar.gz"]]
+    assert DaskGraphRunner.run is patches.graph_run
+
+
+@pytest.mark.parametrize("bad", [{"version": "3.6.20"}, {"timeout": "soon"}])
+def test_the_launcher_refuses_in_one_line_without_starting_rasa(
+    monkeypatch: pytest.MonkeyPatch, bad: dict[str, str]
+) -> None:
+    monkeypatch.setattr(rasa, "__version__", bad.get("version", patches.RASA_VERSION))
+    monkeypatch.setenv("OMT_ACTION_TIMEOUT", bad.get("timeout", "2"))
+    monkeypatch.setattr(run, "rasa_main", lambda: pytest.fail("Rasa started"))
+    with pytest.raises(SystemExit) as stopped:
+        run.main(["run"])
+    message = str(stopped.value.code)
+    assert message.startswith("omt: refusing to start: ") and "\n" not in message
+    assert (bad.get("version") or "OMT_ACTION_TIMEOUT") in message
+
+
+def _rasa_private_names() -> set[str]:
+    """Every `_name` Rasa defines: a method, or an attribute set on `self`."""
+    names: set[str] = set()
+    for path in Path(rasa.__file__).parent.rglob("*.py"):
+        source = path.read_text(encoding="utf-8", errors="replace")
+        names.update(re.findall(r"def (_[A-Za-z]\w*)\(", source))
+        names.update(re.findall(r"self\.(_[A-Za-z]\w*)\s*[:=]", source))
+    return {name for name in names if not name.startswith("__")}
+
+
+# Ours, and only named like one of Rasa's private names.
+NOT_RASAS = {"_create_database"}  # omt/ops/cluster.py: makes the cluster's PostgreSQL database
+
+
+def _private_touches(path: Path, rasa_names: set[str]) -> set[str]:
+    """Rasa's private names that `path` reads, writes, looks up by name or overrides."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.endswith("attr"):
+            found.update(a.value for a in node.args[1:2] if isinstance(a, ast.Constant) and isinstance(a.value, str))
+        elif isinstance(node, ast.ClassDef):
+            found.update(f.name for f in node.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return (found & rasa_names) - NOT_RASAS
+
+
+def test_private_rasa_names_are_touched_in_patches_py_only() -> None:
+    rasa_names = _rasa_private_names()
+    sources = [*(REPO / "omt").rglob("*.py"), *(REPO / "actions").rglob("*.py")]
+    elsewhere = {
+        str(path.relative_to(REPO)): touched
+        for path in sources
+        if path.name != "patches.py" and (touched := _private_touches(path, rasa_names))
+    }
+    assert elsewhere == {}, "use (or add) a function of omt/rasa/patches.py"
+    listed = {name.rsplit(".", 1)[1] for name in patches.PRIVATE_NAMES}
+    assert _private_touches(REPO / "omt" / "rasa" / "patches.py", rasa_names) == listed, "PRIVATE_NAMES lists them all"
+
+
+def test_importing_our_modules_patches_nothing() -> None:
+    """Rasa imports config.yml's and endpoints.yml's classes: that must not change Rasa (the launcher does)."""
+    modules = sorted(
+        ".".join(path.relative_to(REPO).with_suffix("").parts)
+        for layer in ("rasa", "channels")
+        for path in (REPO / "omt" / layer).glob("*.py")
+        if path.stem not in ("__init__", "run")
+    )
+    check = (
+        f"import {', '.join(modules)}\n"
+        "import rasa.core.actions.action as a, logging\n"
+        "from rasa.engine.runner.dask import DaskGraphRunner\n"
+        "from rasa.shared.core.events import Event\n"
+        "from omt.rasa import patches\n"
+        "assert a.RemoteAction._validate_action_result is patches.RASA_VALIDATE_ACTION_RESULT\n"
+        "assert Event.resolve_by_type is patches.RASA_RESOLVE_BY_TYPE\n"
+        "assert DaskGraphRunner.run is patches.RASA_GRAPH_RUN\n"
+        "assert a.DEFAULT_REQUEST_TIMEOUT == 300 and not logging.getLogger('rasa.core.processor').filters\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-c", check], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# --- 1. the speedups give Rasa's own answers ----------------------------------------------
 
 VALID: list[dict[str, Any]] = [
     {},
@@ -60,7 +180,7 @@ def test_invalid_responses_raise_rasas_error(result: dict[str, Any]) -> None:
 
 
 def test_a_valid_response_is_remembered_and_an_invalid_one_never_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rasa_speedups, "VALID_KEPT", 2)
+    monkeypatch.setattr(patches, "VALID_KEPT", 2)
     patches._VALID.clear()
     action = RemoteAction("x", None)
     for result in VALID:
@@ -170,9 +290,9 @@ def test_the_graph_runs_as_dask_runs_it(tmp_path: Path, targets: list[str] | Non
 
 def test_graph_errors_are_rasas(tmp_path: Path) -> None:
     runner = _runner(tmp_path)
-    for run in (patches.RASA_GRAPH_RUN, patches.graph_run):
+    for graph_run in (patches.RASA_GRAPH_RUN, patches.graph_run):
         with pytest.raises(GraphRunError, match="clashes with a node name"):
-            run(runner, {"msg": "a"}, ["ab"])
+            graph_run(runner, {"msg": "a"}, ["ab"])
         with pytest.raises(GraphComponentException, match="node ab") as caught:
-            run(runner, {"msg": "boom"}, ["abb"])
+            graph_run(runner, {"msg": "boom"}, ["abb"])
         assert isinstance(caught.value.__cause__, ValueError)
