@@ -25,8 +25,8 @@ turn (Rasa's own callers) they raise `TrackerStoreUnavailableError` with the sam
 clean message. Every call tries the store again (a kept tracker is used only after the
 store has confirmed it holds nothing newer), so it recovers by itself.
 
-Reads from Rasa's SQL store are made cheap and bounded (omt/rasa/tracker_window.py,
-omt/rasa/tracker_cache.py): a long conversation comes back as its recent turns, a tracker
+Reads from Rasa's SQL store are made cheap and bounded (omt/rasa/sql_store.py):
+a long conversation comes back as its recent turns, a tracker
 this process saved last comes back without a read, and a save appends only the turn's
 events. The HTTP API's whole-conversation read (`retrieve_full_tracker`) is Rasa's.
 
@@ -65,10 +65,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from omt.core import idempotency
 from omt.core.provenance import conversation_hash
 from omt.core.redaction import Rule, get_rules, redact_user_event, redact_value
-from omt.rasa import tracker_window
+from omt.rasa import sql_store
 from omt.rasa.faults import TRACKER_STORE, abort_turn
 from omt.rasa.patches import wrapped_store
-from omt.rasa.tracker_cache import TrackerCache
+from omt.rasa.sql_store import TrackerCache
 
 if TYPE_CHECKING:
     from rasa.core.agent import Agent
@@ -79,9 +79,7 @@ MAX_TURN_EVENTS = 200  # read after a user event to find its replies (a turn sto
 # Errors that mean "the store cannot be reached or written", not a bug in our code.
 STORE_ERRORS = (SQLAlchemyError, OSError)
 REPEAT_LOG_SECONDS = 60.0
-APPENDING_SQL = (
-    f"{tracker_window.AppendingSQLTrackerStore.__module__}.{tracker_window.AppendingSQLTrackerStore.__name__}"
-)
+APPENDING_SQL = f"{sql_store.AppendingSQLTrackerStore.__module__}.{sql_store.AppendingSQLTrackerStore.__name__}"
 
 
 class TrackerStoreUnavailableError(RuntimeError):
@@ -198,7 +196,7 @@ def _create_wrapped(
     """The wrapped store, made by Rasa's own factory from the rest of the endpoint config."""
     if wraps.endswith("RedactingTrackerStore"):
         raise ValueError("RedactingTrackerStore cannot wrap itself: set `wraps` to SQL or in_memory")
-    # SQL: Rasa's SQL store, able to append a turn's events without counting (omt/rasa/tracker_window.py).
+    # SQL: Rasa's SQL store, able to append a turn's events without counting (omt/rasa/sql_store.py).
     store_type = None if wraps.lower() in IN_MEMORY else APPENDING_SQL if wraps.lower() == "sql" else wraps
     # An empty `url: ${TRACKER_DB_URL}` means "no URL": the dialect/db keys say where the data is.
     store = create_tracker_store(EndpointConfig(url=host or None, type=store_type, **kwargs), domain, event_broker)
@@ -291,10 +289,10 @@ class RedactingTrackerStore(TrackerStore):
         """Wrap `wraps`: a store, or a Rasa store type made from `host` and `kwargs` (endpoints.yml).
 
         `window_turns` > 0: a SQL store's conversation is read as its last `window_turns`
-        patient messages plus the state before them (omt/rasa/tracker_window.py); 0: whole.
+        patient messages plus the state before them (omt/rasa/sql_store.py); 0: whole.
         `keep_conversations` > 0: the trackers of that many conversations saved last are
         kept in memory for their next message, used while the store holds nothing newer
-        (omt/rasa/tracker_cache.py).
+        (omt/rasa/sql_store.py).
         Refuses to start over a store it cannot erase from: "forget me" must work, or
         nothing should be stored.
         """
@@ -335,21 +333,21 @@ class RedactingTrackerStore(TrackerStore):
 
         A tracker read from a SQL store (see `retrieve`) hands the wrapped store only the
         events added since, redacted, counted after the ones stored
-        (`tracker_window.Unsaved`): a save costs the same at turn 100 as at turn 1.
+        (`sql_store.Unsaved`): a save costs the same at turn 100 as at turn 1.
         """
-        loaded = tracker_window.loaded_events(tracker)
+        loaded = sql_store.loaded_events(tracker)
         if loaded is None and not tracker.events and self._appends():
             # Rasa's new tracker (`create_tracker`, after a read found nothing): nothing to
             # write; from here on its events are appended like a read tracker's.
-            tracker_window.mark_saved(tracker)
+            sql_store.mark_saved(tracker)
             return
         try:
             if loaded is None:
                 await self._store.save(redacted_tracker(tracker, self.rules))
             elif len(tracker.events) > loaded:  # read from an AppendingSQLTrackerStore: append the rest
                 new = [redacted_event(e, self.rules) for e in itertools.islice(tracker.events, loaded, None)]
-                await self._store.save(cast(DialogueStateTracker, tracker_window.Unsaved(tracker.sender_id, new)))
-                tracker_window.mark_saved(tracker)
+                await self._store.save(cast(DialogueStateTracker, sql_store.Unsaved(tracker.sender_id, new)))
+                sql_store.mark_saved(tracker)
                 self._keep(tracker)
         except STORE_ERRORS as exc:
             self._unavailable("write", exc)
@@ -373,40 +371,40 @@ class RedactingTrackerStore(TrackerStore):
 
     async def _retrieve_appendable(self, sender_id: str) -> DialogueStateTracker | None:
         inner = _innermost(self._store)
-        assert isinstance(inner, tracker_window.AppendingSQLTrackerStore)
-        last_id = tracker_window.last_event_id(inner, sender_id)
+        assert isinstance(inner, sql_store.AppendingSQLTrackerStore)
+        last_id = sql_store.last_event_id(inner, sender_id)
         kept = self.kept.take(sender_id)
         if last_id is None:
             return None  # nothing stored, as Rasa's read would find
         if (
             kept is not None
             and kept.last_id == last_id
-            and tracker_window.loaded_events(kept.tracker) == len(kept.tracker.events)
+            and sql_store.loaded_events(kept.tracker) == len(kept.tracker.events)
         ):  # nothing stored since it was, nothing added to it since
             return kept.tracker
         tracker = None
         if self.window_turns > 0:
             with inner.session_scope() as session:
-                tracker = tracker_window.windowed_tracker(inner, session, sender_id, self.window_turns)
+                tracker = sql_store.windowed_tracker(inner, session, sender_id, self.window_turns)
         if tracker is None:
             tracker = await inner.retrieve(sender_id)  # Rasa's read of the whole session
             if tracker is not None:
-                tracker_window.mark_saved(tracker)  # all it holds is stored: a save adds only what follows
+                sql_store.mark_saved(tracker)  # all it holds is stored: a save adds only what follows
         return tracker
 
     def _appends(self) -> bool:
         """The wrapped store can append a turn's events (trackers it reads are marked)."""
-        return isinstance(_innermost(self._store), tracker_window.AppendingSQLTrackerStore)
+        return isinstance(_innermost(self._store), sql_store.AppendingSQLTrackerStore)
 
     def _keep(self, tracker: DialogueStateTracker) -> None:
         """Keep a tracker just saved (all its events stored) for the conversation's next message."""
         inner = _innermost(self._store)
-        if self.kept.size < 1 or not isinstance(inner, tracker_window.AppendingSQLTrackerStore):
+        if self.kept.size < 1 or not isinstance(inner, sql_store.AppendingSQLTrackerStore):
             return
-        if self.window_turns and tracker_window.user_messages(tracker) > 2 * self.window_turns:
+        if self.window_turns and sql_store.user_messages(tracker) > 2 * self.window_turns:
             self.kept.forget(tracker.sender_id)  # grown well past the window: read it through the window again
             return
-        self.kept.keep(tracker, tracker_window.last_event_id(inner, tracker.sender_id))
+        self.kept.keep(tracker, sql_store.last_event_id(inner, tracker.sender_id))
 
     async def replies_to(self, sender_id: str, message_id: str, since: float) -> list[dict[str, Any]] | None:
         """The messages sent for the user message `message_id` stored since `since`, or None (omt/core/idempotency.py).
