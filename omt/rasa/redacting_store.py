@@ -31,9 +31,8 @@ this process saved last comes back without a read, and a save appends only the t
 events. The HTTP API's whole-conversation read (`retrieve_full_tracker`) is Rasa's.
 
 Rasa's TrackerStore has no delete. `delete(sender_id)` is ours, for the patient's
-"forget me" (omt/channels/*); `forget_conversation` finds the wrapper inside the
-agent's own wrappers and erases under the conversation's lock, so a turn still running
-cannot write the conversation back afterwards.
+"forget me" (omt/channels/forget.py `forget_conversation`, used by every channel);
+`find_redacting_store` finds the wrapper inside the agent's own wrappers.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ import json
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence, cast
+from typing import Any, Callable, Iterable, NoReturn, Sequence, cast
 
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
@@ -63,15 +62,11 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from omt.core import idempotency
-from omt.core.provenance import conversation_hash
 from omt.core.redaction import Rule, get_rules, redact_user_event, redact_value
 from omt.rasa import sql_store
 from omt.rasa.faults import TRACKER_STORE, abort_turn
 from omt.rasa.patches import wrapped_store
 from omt.rasa.sql_store import TrackerCache
-
-if TYPE_CHECKING:
-    from rasa.core.agent import Agent
 
 logger = logging.getLogger(__name__)
 IN_MEMORY = ("in_memory", "memory", "inmemory")
@@ -495,23 +490,3 @@ def find_redacting_store(store: Any) -> RedactingTrackerStore | None:
     while store is not None and not isinstance(store, RedactingTrackerStore):
         store = wrapped_store(store)
     return store
-
-
-async def forget_conversation(agent: Agent | None, sender_id: str) -> int:
-    """Erase `sender_id`'s stored conversation for good; the number of events erased.
-
-    Waits for the conversation's lock (Rasa's, as for a message), so a turn in progress
-    finishes first and cannot save it back. Raises `ForgetUnavailableError` when the running
-    tracker store is not the redacting wrapper (endpoints.yml).
-    """
-    store = find_redacting_store(getattr(agent, "tracker_store", None))
-    if store is None:
-        raise ForgetUnavailableError("the tracker store is not omt.rasa.redacting_store.RedactingTrackerStore")
-    lock_store = getattr(agent, "lock_store", None)
-    if lock_store is None:
-        deleted = await store.delete(sender_id)
-    else:
-        async with lock_store.lock(sender_id):
-            deleted = await store.delete(sender_id)
-    logger.info("Erased conversation %s on request (%d events)", conversation_hash(sender_id), deleted)
-    return deleted
