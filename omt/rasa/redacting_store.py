@@ -40,18 +40,15 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import time
 from typing import Any, Callable, Iterable, NoReturn, Sequence, cast
 
-import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import (
     AwaitableTrackerStore,
     InMemoryTrackerStore,
     SQLTrackerStore,
     TrackerStore,
-    create_engine_kwargs,
     create_tracker_store,
 )
 from rasa.shared.core.domain import Domain
@@ -70,7 +67,6 @@ from omt.rasa.sql_store import TrackerCache
 
 logger = logging.getLogger(__name__)
 IN_MEMORY = ("in_memory", "memory", "inmemory")
-MAX_TURN_EVENTS = 200  # read after a user event to find its replies (a turn stores about ten)
 # Errors that mean "the store cannot be reached or written", not a bug in our code.
 STORE_ERRORS = (SQLAlchemyError, OSError)
 REPEAT_LOG_SECONDS = 60.0
@@ -197,74 +193,8 @@ def _create_wrapped(
     store = create_tracker_store(EndpointConfig(url=host or None, type=store_type, **kwargs), domain, event_broker)
     inner = _innermost(store)
     if isinstance(inner, SQLTrackerStore):
-        _test_connections_before_use(inner)
+        sql_store.test_connections_before_use(inner)
     return store
-
-
-def _test_connections_before_use(store: SQLTrackerStore) -> None:
-    """A database server's pooled connections are checked before each use (SQLAlchemy's pool_pre_ping).
-
-    Rasa's engine keeps connections to PostgreSQL in a pool. After the server restarts
-    (maintenance, fail-over) every one of them is dead; without this check the first read
-    of each fails, and Rasa's fail-safe store then answers as if the conversation were new.
-    SQLite has no server to lose, so its engine stays as Rasa made it.
-    """
-    if store.engine.dialect.name == "sqlite":
-        return
-    old, url = store.engine, store.engine.url
-    store.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
-    store.sessionmaker = sa.orm.session.sessionmaker(bind=store.engine)
-    old.dispose()
-
-
-def _tune_sqlite(store: TrackerStore) -> None:
-    """SQLite in write-ahead-log mode over one kept connection, checked against the file before each use.
-
-    Rasa's engine (SQLAlchemy 1.4's default for a file) opens and closes a connection for
-    every session, three times a turn; closing the last connection of a WAL database
-    checkpoints it, and opening runs the pragmas again: about a third of the store's time.
-    The kept connection is given back only while the database file is still the one it
-    opened: when the file or its directory is gone or replaced, the next use connects
-    afresh and fails like an unpooled engine would (the patient gets the apology).
-
-    WAL with `synchronous=NORMAL`: a commit is durable when the process crashes (the log is
-    replayed) and can only be lost, never corrupted, when the whole machine loses power.
-    PostgreSQL (the cluster) is untouched.
-    """
-    inner = _innermost(store)
-    if not isinstance(inner, SQLTrackerStore) or inner.engine.dialect.name != "sqlite":
-        return
-    path = inner.engine.url.database
-    if not path or path == ":memory:":
-        return
-    old = inner.engine
-    # One connection per thread: Rasa's store is used from the event loop's thread only.
-    inner.engine = sa.create_engine(old.url, poolclass=sa.pool.SingletonThreadPool)
-    inner.sessionmaker = sa.orm.session.sessionmaker(bind=inner.engine)
-    old.dispose()
-
-    def on_connect(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-        record.info["file"] = _file_identity(path)
-
-    def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if record.info.get("file") != _file_identity(path):
-            raise sa.exc.DisconnectionError("the database file is gone or was replaced")
-
-    sa.event.listen(inner.engine, "connect", on_connect)
-    sa.event.listen(inner.engine, "checkout", on_checkout)
-
-
-def _file_identity(path: str) -> tuple[int, int] | None:
-    """(device, inode) of the database file, or None when it cannot be seen."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
 
 
 class RedactingTrackerStore(TrackerStore):
@@ -294,7 +224,7 @@ class RedactingTrackerStore(TrackerStore):
         store = wraps if isinstance(wraps, TrackerStore) else _create_wrapped(wraps, host, domain, event_broker, kwargs)
         if not isinstance(_innermost(store), (SQLTrackerStore, InMemoryTrackerStore)):
             raise ValueError(f"RedactingTrackerStore cannot erase from {type(store).__name__}: wrap SQL or in_memory")
-        _tune_sqlite(store)
+        sql_store.tune_sqlite(_innermost(store))
         self._store = store
         self.rules = tuple(get_rules() if rules is None else rules)
         self.window_turns = int(window_turns or 0)
@@ -410,7 +340,7 @@ class RedactingTrackerStore(TrackerStore):
         inner = _innermost(self._store)
         try:
             if isinstance(inner, SQLTrackerStore):
-                stored = _stored_from(inner, sender_id, message_id, since)
+                stored = sql_store.stored_from(inner, sender_id, message_id, since)
             else:
                 tracker = await self._store.retrieve_full_tracker(sender_id)
                 stored = [event.as_dict() for event in tracker.events] if tracker is not None else []
@@ -455,34 +385,6 @@ class RedactingTrackerStore(TrackerStore):
             serialised = store.store.pop(sender_id, None)
             return len(json.loads(serialised).get("events") or []) if serialised else 0
         raise ForgetUnavailableError(f"cannot erase from {type(store).__name__}")  # refused in __init__ already
-
-
-def _stored_from(store: SQLTrackerStore, sender_id: str, message_id: str, since: float) -> list[dict[str, Any]]:
-    """The stored user event with `message_id` (since `since`) and the events after it, as dicts; [] if none."""
-    table = store.SQLEvent
-    with store.session_scope() as session:
-        candidates = (
-            session.query(table.id, table.data)
-            .filter(
-                table.sender_id == sender_id,
-                table.type_name == UserUttered.type_name,
-                table.timestamp >= since,
-                table.data.like(idempotency.like_pattern(message_id), escape="\\"),
-            )
-            .order_by(table.id)
-        )
-        for row_id, data in candidates:
-            event = json.loads(data)
-            if event.get("message_id") != message_id:
-                continue  # the id appeared in the text, not as the message's id
-            after = (
-                session.query(table.data)
-                .filter(table.sender_id == sender_id, table.id > row_id)
-                .order_by(table.id)
-                .limit(MAX_TURN_EVENTS)
-            )
-            return [event, *(json.loads(d) for (d,) in after)]
-    return []
 
 
 def find_redacting_store(store: Any) -> RedactingTrackerStore | None:

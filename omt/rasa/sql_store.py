@@ -48,13 +48,14 @@ save: a turn that fails half-way leaves nothing behind.
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import sqlalchemy as sa
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -67,6 +68,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from omt.core import idempotency
 from omt.rasa.patches import AppendableSQLTrackerStore, session_events, stream_new_events
 
 if TYPE_CHECKING:
@@ -211,6 +213,107 @@ class AppendingSQLTrackerStore(AppendableSQLTrackerStore):
             await super().stream_events(tracker)
         elif self.event_broker is not None:
             await stream_new_events(self, self.event_broker, tracker.new, tracker.sender_id)
+
+
+# -- the SQL engine ----------------------------------------------------------------------------
+
+
+def test_connections_before_use(store: SQLTrackerStore) -> None:
+    """A database server's pooled connections are checked before each use (SQLAlchemy's pool_pre_ping).
+
+    Rasa's engine keeps connections to PostgreSQL in a pool. After the server restarts
+    (maintenance, fail-over) every one of them is dead; without this check the first read
+    of each fails, and Rasa's fail-safe store then answers as if the conversation were new.
+    SQLite has no server to lose, so its engine stays as Rasa made it.
+    """
+    if store.engine.dialect.name == "sqlite":
+        return
+    old, url = store.engine, store.engine.url
+    store.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
+    store.sessionmaker = sa.orm.session.sessionmaker(bind=store.engine)
+    old.dispose()
+
+
+def tune_sqlite(inner: Any) -> None:
+    """SQLite in write-ahead-log mode over one kept connection, checked against the file before each use.
+
+    Rasa's engine (SQLAlchemy 1.4's default for a file) opens and closes a connection for
+    every session, three times a turn; closing the last connection of a WAL database
+    checkpoints it, and opening runs the pragmas again: about a third of the store's time.
+    The kept connection is given back only while the database file is still the one it
+    opened: when the file or its directory is gone or replaced, the next use connects
+    afresh and fails like an unpooled engine would (the patient gets the apology).
+
+    WAL with `synchronous=NORMAL`: a commit is durable when the process crashes (the log is
+    replayed) and can only be lost, never corrupted, when the whole machine loses power.
+    PostgreSQL (the cluster) is untouched.
+    """
+    if not isinstance(inner, SQLTrackerStore) or inner.engine.dialect.name != "sqlite":
+        return
+    path = inner.engine.url.database
+    if not path or path == ":memory:":
+        return
+    old = inner.engine
+    # One connection per thread: Rasa's store is used from the event loop's thread only.
+    inner.engine = sa.create_engine(old.url, poolclass=sa.pool.SingletonThreadPool)
+    inner.sessionmaker = sa.orm.session.sessionmaker(bind=inner.engine)
+    old.dispose()
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+        record.info["file"] = file_identity(path)
+
+    def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("file") != file_identity(path):
+            raise sa.exc.DisconnectionError("the database file is gone or was replaced")
+
+    sa.event.listen(inner.engine, "connect", on_connect)
+    sa.event.listen(inner.engine, "checkout", on_checkout)
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the database file, or None when it cannot be seen."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+# -- the replies stored for a message (omt/core/idempotency.py) -----------------------------
+
+MAX_TURN_EVENTS = 200  # read after a user event to find its replies (a turn stores about ten)
+
+
+def stored_from(store: SQLTrackerStore, sender_id: str, message_id: str, since: float) -> list[dict[str, Any]]:
+    """The stored user event with `message_id` (since `since`) and the events after it, as dicts; [] if none."""
+    table = store.SQLEvent
+    with store.session_scope() as session:
+        candidates = (
+            session.query(table.id, table.data)
+            .filter(
+                table.sender_id == sender_id,
+                table.type_name == UserUttered.type_name,
+                table.timestamp >= since,
+                table.data.like(idempotency.like_pattern(message_id), escape="\\"),
+            )
+            .order_by(table.id)
+        )
+        for row_id, data in candidates:
+            event = json.loads(data)
+            if event.get("message_id") != message_id:
+                continue  # the id appeared in the text, not as the message's id
+            after = (
+                session.query(table.data)
+                .filter(table.sender_id == sender_id, table.id > row_id)
+                .order_by(table.id)
+                .limit(MAX_TURN_EVENTS)
+            )
+            return [event, *(json.loads(d) for (d,) in after)]
+    return []
 
 
 # -- the kept trackers ------------------------------------------------------------------------
