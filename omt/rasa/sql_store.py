@@ -25,10 +25,11 @@ pause) and the read is Rasa's own whole session. Shorter sessions are read whole
 
 Saving stays Rasa's, except which events it writes: Rasa's SQL store counts the stored
 events and writes the tracker's events after that many, which a windowed tracker cannot
-answer. `AppendingSQLTrackerStore` (Rasa's store with that step, and the event broker's diff, replaced) is handed
-`Unsaved`, the events added since the read. The redacting store saves every tracker it
-read this way, windowed or not, so a save redacts and writes only the turn's events.
-`retrieve_full_tracker` (the HTTP API, exports) is untouched.
+answer. `WindowedSQLTrackerStore` (Rasa's store with that step, and the event broker's
+diff, replaced) is handed `Unsaved`, the events added since the read: `save_new`, which
+the redacting store calls with its redaction for every tracker read this way, windowed or
+not, so a save redacts and writes only the turn's events. `retrieve_full_tracker` (the
+HTTP API, exports) is untouched.
 
 The kept trackers
 -----------------
@@ -47,12 +48,13 @@ save: a turn that fails half-way leaves nothing behind.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, cast
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
@@ -188,19 +190,79 @@ def user_messages(tracker: DialogueStateTracker) -> int:
 
 @dataclass
 class Unsaved:
-    """The events of a tracker that the store does not hold yet: what `AppendingSQLTrackerStore` writes."""
+    """The events of a tracker that the store does not hold yet: what `WindowedSQLTrackerStore` writes."""
 
     sender_id: str
     new: list[Event]
 
 
-class AppendingSQLTrackerStore(AppendableSQLTrackerStore):
-    """Rasa's SQL store, which can also be handed only a turn's events (`Unsaved`) to append.
+class WindowedSQLTrackerStore(AppendableSQLTrackerStore):
+    """Rasa's SQL store, read as a conversation's recent turns, saved by appending, with the last saved trackers kept.
 
-    Rasa's save counts the stored events of the session and writes the tracker's events
-    after that many; a windowed tracker holds fewer events than are stored, and for any
-    tracker read whole the count is known already. Everything else is Rasa's.
+    `retrieve_recent` and `save_new` are what the redacting store calls (omt/rasa/redacting_store.py);
+    Rasa's own `retrieve`, `save` and `retrieve_full_tracker` stay Rasa's, except that a save
+    handed `Unsaved` appends those events without counting the stored ones (Rasa's save counts
+    the stored events of the session and writes the tracker's events after that many; a
+    windowed tracker holds fewer events than are stored, and for any tracker read whole the
+    count is known already).
     """
+
+    def __init__(self, *args: Any, window_turns: int = 0, keep_conversations: int = 0, **kwargs: Any) -> None:
+        """Rasa's SQL store from endpoints.yml's keys, and ours.
+
+        `window_turns` > 0: a conversation is read as its last `window_turns` patient
+        messages plus the state before them; 0: whole. `keep_conversations` > 0: the
+        trackers of that many conversations saved last are kept in memory for their next
+        message, used while the store holds nothing newer.
+        """
+        super().__init__(*args, **kwargs)
+        self.window_turns = int(window_turns or 0)
+        self.kept = TrackerCache(int(keep_conversations or 0))
+        test_connections_before_use(self)
+        tune_sqlite(self)
+
+    async def retrieve_recent(self, sender_id: str) -> DialogueStateTracker | None:
+        """The latest session: the tracker kept from the last save, or the recent turns, or Rasa's whole read.
+
+        First one indexed lookup of the conversation's last stored event: none (a new
+        patient) needs no other query; the same as the kept tracker's means no read.
+        """
+        last_id = last_event_id(self, sender_id)
+        kept = self.kept.take(sender_id)
+        if last_id is None:
+            return None  # nothing stored, as Rasa's read would find
+        if (
+            kept is not None and kept.last_id == last_id and loaded_events(kept.tracker) == len(kept.tracker.events)
+        ):  # nothing stored since it was, nothing added to it since
+            return kept.tracker
+        tracker = None
+        if self.window_turns > 0:
+            with self.session_scope() as session:
+                tracker = windowed_tracker(self, session, sender_id, self.window_turns)
+        if tracker is None:
+            tracker = await self.retrieve(sender_id)  # Rasa's read of the whole session
+            if tracker is not None:
+                mark_saved(tracker)  # all it holds is stored: a save adds only what follows
+        return tracker
+
+    async def save_new(self, tracker: DialogueStateTracker, redact: Callable[[Event], Event]) -> None:
+        """Append the events of a tracker read by `retrieve_recent` added since, each through `redact`; keep it."""
+        loaded = loaded_events(tracker)
+        if loaded is None or len(tracker.events) <= loaded:
+            return
+        new = [redact(event) for event in itertools.islice(tracker.events, loaded, None)]
+        await self.save(cast(DialogueStateTracker, Unsaved(tracker.sender_id, new)))
+        mark_saved(tracker)
+        self._keep(tracker)
+
+    def _keep(self, tracker: DialogueStateTracker) -> None:
+        """Keep a tracker just saved (all its events stored) for the conversation's next message."""
+        if self.kept.size < 1:
+            return
+        if self.window_turns and user_messages(tracker) > 2 * self.window_turns:
+            self.kept.forget(tracker.sender_id)  # grown well past the window: read it through the window again
+            return
+        self.kept.keep(tracker, last_event_id(self, tracker.sender_id))
 
     def events_to_save(self, session: Session, tracker: DialogueStateTracker) -> Iterator[Event]:
         if isinstance(tracker, Unsaved):

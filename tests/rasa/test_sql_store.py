@@ -215,7 +215,7 @@ def test_an_event_broker_gets_each_appended_event_once(tmp_path: Path) -> None:
     store = RedactingTrackerStore(
         wraps="SQL", dialect="sqlite", db=str(tmp_path / "t.db"), window_turns=3, event_broker=broker, rules=[]
     )
-    assert isinstance(store.wrapped, sql_store.AppendingSQLTrackerStore)
+    assert isinstance(store.wrapped, sql_store.WindowedSQLTrackerStore)
     store.domain = DOMAIN
     _saved(store, _conversation(10))
     first = len(broker.events)
