@@ -126,6 +126,75 @@ def test_rest_forget_takes_what_the_rest_channel_takes() -> None:
         assert sender_of(bad) is None
 
 
+# ---- forget_conversation: the erasure every channel uses (before the browser tests: they leave an event loop running)
+
+
+def _tracker(sender: str) -> DialogueStateTracker:
+    """A stored conversation of five events."""
+    return DialogueStateTracker.from_events(
+        sender,
+        [
+            ActionExecuted("action_listen"),
+            UserUttered("how does it feel", {"name": "how_it_feels", "confidence": 0.9}),
+            ActionExecuted("action_answer"),
+            BotUttered("It feels like a gentle stretch", {"custom": {"answer_id": "how_it_feels"}}),
+            ActionExecuted("action_listen"),
+        ],
+    )
+
+
+def _stored(db: Path) -> int:
+    with sqlite3.connect(db) as connection:
+        return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+class FakeAgent:
+    """What `forget_conversation` reads from Rasa's agent."""
+
+    def __init__(self, tracker_store: Any) -> None:
+        self.tracker_store = tracker_store
+        self.lock_store = InMemoryLockStore()
+
+
+def test_forget_finds_the_wrapper_inside_rasas_wrappers(tmp_path: Path) -> None:
+    from rasa.core.agent import Agent
+
+    store = RedactingTrackerStore(wraps="SQL", dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    agent = Agent(tracker_store=store)  # Rasa wraps it in a FailSafeTrackerStore
+    assert find_redacting_store(agent.tracker_store) is store
+    asyncio.run(store.save(_tracker("s1")))
+    assert asyncio.run(forget_conversation(agent, "s1")) == 5
+    assert _stored(tmp_path / "tracker.db") == 0
+    with pytest.raises(ForgetUnavailableError):
+        asyncio.run(forget_conversation(FakeAgent(InMemoryTrackerStore(Domain.empty())), "s1"))
+    with pytest.raises(ForgetUnavailableError):
+        asyncio.run(forget_conversation(None, "s1"))
+
+
+def test_forget_waits_for_the_turn_in_progress() -> None:
+    store = RedactingTrackerStore(wraps="in_memory")
+    agent = FakeAgent(store)
+
+    async def scenario() -> list[str]:
+        order: list[str] = []
+
+        async def turn() -> None:
+            async with agent.lock_store.lock("s1"):
+                await asyncio.sleep(0.3)
+                await store.save(_tracker("s1"))
+                order.append("saved")
+
+        running = asyncio.ensure_future(turn())
+        await asyncio.sleep(0.05)
+        await forget_conversation(agent, "s1")
+        order.append("forgotten")
+        await running
+        return order
+
+    assert asyncio.run(scenario()) == ["saved", "forgotten"]
+    assert asyncio.run(store.retrieve("s1")) is None
+
+
 # ---- the running stack ---------------------------------------------------------------
 
 
@@ -239,72 +308,3 @@ def test_kiosk_start_over_erases_it_on_the_server(page: Page, stack: Stack) -> N
     page.get_by_role("button", name="Start over").click()
     expect(page.locator("#start")).to_be_visible()
     wait_until(lambda: rows(stack, old) == 0, pause=in_page(page))
-
-
-# --- forget_conversation: the erasure every channel uses ------------------------------------
-
-
-def _tracker(sender: str) -> DialogueStateTracker:
-    """A stored conversation of five events."""
-    return DialogueStateTracker.from_events(
-        sender,
-        [
-            ActionExecuted("action_listen"),
-            UserUttered("how does it feel", {"name": "how_it_feels", "confidence": 0.9}),
-            ActionExecuted("action_answer"),
-            BotUttered("It feels like a gentle stretch", {"custom": {"answer_id": "how_it_feels"}}),
-            ActionExecuted("action_listen"),
-        ],
-    )
-
-
-def _stored(db: Path) -> int:
-    with sqlite3.connect(db) as connection:
-        return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
-
-
-class FakeAgent:
-    """What `forget_conversation` reads from Rasa's agent."""
-
-    def __init__(self, tracker_store: Any) -> None:
-        self.tracker_store = tracker_store
-        self.lock_store = InMemoryLockStore()
-
-
-def test_forget_finds_the_wrapper_inside_rasas_wrappers(tmp_path: Path) -> None:
-    from rasa.core.agent import Agent
-
-    store = RedactingTrackerStore(wraps="SQL", dialect="sqlite", db=str(tmp_path / "tracker.db"))
-    agent = Agent(tracker_store=store)  # Rasa wraps it in a FailSafeTrackerStore
-    assert find_redacting_store(agent.tracker_store) is store
-    asyncio.run(store.save(_tracker("s1")))
-    assert asyncio.run(forget_conversation(agent, "s1")) == 5
-    assert _stored(tmp_path / "tracker.db") == 0
-    with pytest.raises(ForgetUnavailableError):
-        asyncio.run(forget_conversation(FakeAgent(InMemoryTrackerStore(Domain.empty())), "s1"))
-    with pytest.raises(ForgetUnavailableError):
-        asyncio.run(forget_conversation(None, "s1"))
-
-
-def test_forget_waits_for_the_turn_in_progress() -> None:
-    store = RedactingTrackerStore(wraps="in_memory")
-    agent = FakeAgent(store)
-
-    async def scenario() -> list[str]:
-        order: list[str] = []
-
-        async def turn() -> None:
-            async with agent.lock_store.lock("s1"):
-                await asyncio.sleep(0.3)
-                await store.save(_tracker("s1"))
-                order.append("saved")
-
-        running = asyncio.ensure_future(turn())
-        await asyncio.sleep(0.05)
-        await forget_conversation(agent, "s1")
-        order.append("forgotten")
-        await running
-        return order
-
-    assert asyncio.run(scenario()) == ["saved", "forgotten"]
-    assert asyncio.run(store.retrieve("s1")) is None
