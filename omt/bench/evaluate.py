@@ -112,6 +112,8 @@ def run(url: str, conversations: list[list[Turn]], knowledge: Knowledge) -> Iter
                 messages = post(url, sender, turn.question)
             except OSError as exc:
                 messages, turn.faults = [], [f"request failed: {exc}"]
+            except ValueError as exc:  # a 200 whose body is not JSON: a fault, as in reply_problem
+                messages, turn.faults = [], [f"not JSON: {exc}"]
             turn.seconds = time.perf_counter() - start
             got, faults = contract_faults(messages, knowledge)
             turn.got = got

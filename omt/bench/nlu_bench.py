@@ -34,14 +34,14 @@ import yaml
 
 from omt.bench.evaluate import Turn, load_questions, score
 from omt.core import aspects
-from omt.core.contract import KNOWLEDGE_IDS, SAFETY_REPLIES, parent_id
+from omt.core.contract import FOLLOW_UP_INTENTS, KNOWLEDGE_IDS, SAFETY_REPLIES, parent_id
 from omt.core.knowledge import Knowledge, get_knowledge
 from omt.core.routing import mentioned_topics, refine_topic
 from omt.core.safety import screen
 
 FALLBACK_INTENTS = {"nlu_fallback", "nonsense"}
 # Intents that only make sense after an earlier turn; alone, they are "not understood".
-CONTEXT_INTENTS = {"tell_me_more", "choose_option", "affirm", "deny"}
+CONTEXT_INTENTS = {*FOLLOW_UP_INTENTS, "affirm", "deny"}
 SERVICE_ACTIONS = {"affirm": "capabilities", "deny": "goodbye"}
 SPACY_PIPELINE = Path("build/spacy_omt")
 WIDTHS = (16, 17, 8, 18, 10, 7)  # the columns of the printed table

@@ -22,7 +22,8 @@ Other differences from Rasa's channel, each for safety:
 
 - Origins: only the clinic pages' origins may connect (engine.io checks `Origin` on
   polling and WebSocket requests and answers CORS for them). `CLINIC_ORIGINS`, comma
-  separated, defaults to the page server's http://127.0.0.1:8080 and http://localhost:8080.
+  separated, defaults to the page server's http://127.0.0.1:8080 and http://localhost:8080
+  (omt/core/origins.py, shared with the page server).
   Rasa's channel disables that check (`cors_allowed_origins=[]`).
 - Session ids come from the browser (random per browser session, kept in sessionStorage):
   `session_request` accepts only 32 lowercase hex characters and hands out a fresh random
@@ -64,7 +65,7 @@ from omt.channels.forget import forget_conversation
 from omt.channels.once import answer
 from omt.channels.rest import as_text
 from omt.core.idempotency import valid_message_id
-from omt.ops.web import allowed_origins
+from omt.core.origins import allowed_origins
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The pure core: knowledge, the answer contract, replies, routing, safety, redaction, provenance.
 
-Imports nothing from Rasa nor from the other layers (tests/core/test_layers.py checks it),
+Imports nothing from Rasa nor from the other layers (tests/test_layers.py checks it),
 so every rule about what a patient is told is tested as plain functions.
 """

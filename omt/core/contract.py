@@ -43,6 +43,11 @@ SERVICE_IDS: Final = (
 )
 
 SAFETY_IDS: Final = ("emergency",)
+# Intents that `action_answer` serves besides the knowledge ids (each knowledge id is also
+# the intent that asks for it, and a one-step rule sends it to `action_answer`): follow-ups
+# that take their topic from the conversation. tests/test_contract.py checks domain.yml and
+# data/rules.yml against these lists.
+FOLLOW_UP_INTENTS: Final = ("tell_me_more", "choose_option")
 # Finer "the article does not cover that" replies (they count as `not_covered`): cost and
 # insurance, a visit's practical side, risks and side effects, a condition the article
 # does not name, a comparison with other therapies; plain `not_covered` for the rest,

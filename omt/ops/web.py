@@ -4,7 +4,7 @@
 
 Env: WEB_PORT (8080), SOCKET_URL (http://127.0.0.1:${RASA_PORT:-5005}), CLINIC_ORIGINS
 (origins allowed to load the widget's module scripts from another site; the socket.io
-channel reads the same list).
+channel reads the same list, omt/core/origins.py).
 
 Why a server of our own rather than static files: every page needs a Content-Security-Policy
 whose connect-src names the socket.io origin and nothing else, and the pages learn that
@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from omt.core.knowledge import REPO_ROOT, Knowledge, get_knowledge
+from omt.core.origins import allowed_origins
 from omt.core.web_texts import load_web_texts, texts_module
 
 WEB_DIR = REPO_ROOT / "web"
@@ -40,22 +41,9 @@ TEXTS_PATH = "/static/texts.js"  # generated from knowledge/web.yml, not a file
 # to answer "I'm still here" (WCAG 2.2.1 asks for at least 20 s).
 KIOSK_IDLE_SECONDS = 60
 KIOSK_WARNING_SECONDS = 30
-# The page server's own origins: where the pages come from unless CLINIC_ORIGINS says otherwise.
-DEFAULT_ORIGINS = ("http://127.0.0.1:8080", "http://localhost:8080")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def allowed_origins(env: Mapping[str, str] | None = None) -> list[str]:
-    """Clinic page origins allowed on the socket.io channel and to load the widget's modules.
-
-    `CLINIC_ORIGINS` (comma separated), else the page server's defaults. Kept here, not in
-    the channel module, so that this server starts without importing Rasa.
-    """
-    raw = (env if env is not None else os.environ).get("CLINIC_ORIGINS", "")
-    origins = [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
-    return origins or list(DEFAULT_ORIGINS)
 
 
 def socket_origins(socket_url: str) -> tuple[str, str]:

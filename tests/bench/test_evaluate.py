@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from omt.bench import evaluate
 from omt.bench.evaluate import Turn, contract_faults, floors, load_questions, passes, score
 from omt.core.knowledge import Knowledge
 
@@ -79,3 +80,15 @@ def test_contract_faults_structure(knowledge: Knowledge) -> None:
     assert got == "greet" and faults == ["kind 'knowledge', want 'service'"]
     got, faults = contract_faults([{"custom": {"answer_id": "how_it_feels", "kind": "knowledge"}}], knowledge)
     assert faults == ["knowledge answer without citation"]
+
+
+@pytest.mark.parametrize("error", [OSError("connection refused"), ValueError("Expecting value")])
+def test_a_failed_request_or_a_body_that_is_not_json_is_a_fault_not_a_crash(
+    knowledge: Knowledge, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def post(url: str, sender: str, message: str) -> list[dict[str, object]]:
+        raise error
+
+    monkeypatch.setattr(evaluate, "post", post)
+    (turn,) = evaluate.run("http://127.0.0.1:9/webhook", [[Turn("does it hurt", ["how_it_feels"])]], knowledge)
+    assert not turn.right and turn.faults[0].startswith(("request failed", "not JSON")), turn.faults

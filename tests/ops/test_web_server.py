@@ -23,12 +23,13 @@ from typing import Any, Iterator
 import pytest
 
 from omt.bench.evaluate import contract_faults
-from omt.channels.socketio import SocketIOOutput, contract_message, valid_session_id
+from omt.channels.socketio import SocketIOInput, SocketIOOutput, contract_message, valid_session_id
 from omt.core.contract import SAFETY_REPLIES
 from omt.core.knowledge import REPO_ROOT, Knowledge, KnowledgeError
+from omt.core.origins import allowed_origins
 from omt.core.web_texts import load_web_texts
 from omt.ops.stack import Stack, free_port, wait_for_http
-from omt.ops.web import allowed_origins, content_security_policy, fill, socket_origins
+from omt.ops.web import content_security_policy, fill, socket_origins
 
 SOCKET_URL = "http://127.0.0.1:5999"
 
@@ -105,14 +106,6 @@ def test_fill_escapes_values() -> None:
     )
     with pytest.raises(KeyError):
         fill("{{missing}}", {})
-
-
-def test_allowed_origins_from_env() -> None:
-    assert allowed_origins({}) == ["http://127.0.0.1:8080", "http://localhost:8080"]
-    assert allowed_origins({"CLINIC_ORIGINS": " https://a.example/, https://b.example ,"}) == [
-        "https://a.example",
-        "https://b.example",
-    ]
 
 
 @pytest.mark.parametrize(
@@ -300,6 +293,12 @@ def test_socketio_turn_is_one_contract_message(stack: Stack, knowledge: Knowledg
 def test_socketio_replaces_a_forged_session_id(stack: Stack) -> None:
     confirmed, _ = _socket_turns(stack.url, [], "../../not-an-id")
     assert valid_session_id(confirmed) is not None
+
+
+def test_socketio_reads_the_page_servers_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One list (omt/core/origins.py) for the widget's module scripts and the socket.io channel."""
+    monkeypatch.setenv("CLINIC_ORIGINS", "https://clinic.example/")
+    assert SocketIOInput().origins == ["https://clinic.example"] == allowed_origins()
 
 
 @pytest.mark.stack
