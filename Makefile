@@ -4,7 +4,8 @@ SHELL := /bin/bash
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
-RASA    := $(VENV)/bin/rasa
+# Rasa's CLI after our version check and patches to Rasa (omt/rasa/run.py, omt/rasa/patches.py).
+RASA    := $(PY) -m omt.rasa.run
 MODEL   := models/omt.tar.gz
 SPACY   := build/spacy_omt
 GEN_NLU := data/generated_synonyms.yml

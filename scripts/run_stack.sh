@@ -41,7 +41,8 @@ stop() {
 trap stop INT TERM EXIT
 .venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
 pids+=($!)
-.venv/bin/rasa run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" \
+# Rasa through our launcher: the version check and our patches to Rasa first (omt/rasa/run.py).
+.venv/bin/python -m omt.rasa.run run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" \
   --credentials credentials.yml --endpoints endpoints.yml "${api_args[@]}" ${RASA_EXTRA_ARGS:-} &
 pids+=($!)
 .venv/bin/python -m omt.ops.web --port "$WEB_PORT" --socket-url "$SOCKET_URL" &

@@ -45,7 +45,7 @@ from omt.bench.loadgen import Target, closed_loop, turn_latencies
 from omt.bench.patients import Conversation, long_conversation, moodbot_conversations, our_conversations
 from omt.core.knowledge import REPO_ROOT
 from omt.ops.processes import free_port
-from omt.ops.stack import Stack
+from omt.ops.stack import VENV_BIN, Stack
 
 REFERENCE_DIR = REPO_ROOT / "build" / "bench" / "reference"
 LEVELS = (1, 8, 32)
@@ -161,6 +161,7 @@ def measure_reference(settings: Settings, work: Path) -> dict[str, Any]:
         credentials=credentials,
         endpoints=endpoints,
         cwd=REFERENCE_DIR,
+        rasa_command=(str(VENV_BIN / "rasa"),),  # stock Rasa: none of our patches
     )
     (work / "reference").mkdir(parents=True, exist_ok=True)
     try:

@@ -25,7 +25,7 @@ from typing import Sequence
 from omt.bench.evaluate import post
 from omt.core.knowledge import REPO_ROOT
 from omt.ops.processes import free_port
-from omt.ops.stack import VENV_BIN, Stack
+from omt.ops.stack import RASA_COMMAND, VENV_BIN, Stack
 
 QUESTIONS = [
     "does it hurt",
@@ -41,8 +41,13 @@ QUESTIONS = [
 ]
 
 
-def timed_rasa(args: Sequence[str], cwd: Path, cache_dir: Path, log: Path | None = None) -> float:
-    """Wall time of one `rasa ...` command run with Rasa's training cache in `cache_dir` (empty: from scratch)."""
+def timed_rasa(
+    args: Sequence[str], cwd: Path, cache_dir: Path, log: Path | None = None, command: Sequence[str] = ()
+) -> float:
+    """Wall time of one `rasa ...` command run with Rasa's training cache in `cache_dir` (empty: from scratch).
+
+    `command`: how Rasa is started; stock Rasa by default (the reference bot).
+    """
     env = dict(
         os.environ,
         RASA_TELEMETRY_ENABLED="false",
@@ -51,7 +56,8 @@ def timed_rasa(args: Sequence[str], cwd: Path, cache_dir: Path, log: Path | None
     )
     start = time.perf_counter()
     with open(log or os.devnull, "ab") as out:
-        code = subprocess.run([str(VENV_BIN / "rasa"), *args], cwd=cwd, env=env, stdout=out, stderr=out).returncode
+        argv = [*(command or [str(VENV_BIN / "rasa")]), *args]
+        code = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=out).returncode
     if code != 0:
         raise RuntimeError(f"`rasa {' '.join(args)}` exited with {code}" + (f"; its output is in {log}" if log else ""))
     return time.perf_counter() - start
@@ -60,7 +66,7 @@ def timed_rasa(args: Sequence[str], cwd: Path, cache_dir: Path, log: Path | None
 def train_seconds(workdir: Path, log: Path | None = None) -> float:
     """`rasa train` of our bot from scratch: empty cache, fresh output folder."""
     out = ["--out", str(workdir / "models"), "--fixed-model-name", "bench"]
-    return timed_rasa(["train", *out], REPO_ROOT, workdir / "cache", log)
+    return timed_rasa(["train", *out], REPO_ROOT, workdir / "cache", log, command=RASA_COMMAND)
 
 
 def start_timed(stack: Stack, actions: bool = True, rasa_args: Sequence[str] = (), first: str = "hello") -> float:

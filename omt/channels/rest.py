@@ -121,10 +121,10 @@ class RestInput(RasaRestInput):
         async def receive(request: Request) -> HTTPResponse:
             collector = CollectingOutputChannel()
             message = UserMessage(
-                self._extract_message(request),
+                self.message_text(request),
                 collector,
-                await self._extract_sender(request),
-                input_channel=self._extract_input_channel(request),
+                await self.message_sender(request),
+                input_channel=self.message_channel(request),
                 metadata=self.get_metadata(request),
             )
             message_id = valid_message_id(request.json.get("message_id"))
@@ -133,12 +133,12 @@ class RestInput(RasaRestInput):
 
         return webhook
 
-    async def _extract_sender(self, req: Request) -> str | None:
+    async def message_sender(self, req: Request) -> str | None:
         return str(req.json["sender"])
 
-    def _extract_message(self, req: Request) -> str | None:
+    def message_text(self, req: Request) -> str | None:
         return as_text(str(req.json["message"]))
 
-    def _extract_input_channel(self, req: Request) -> str:
+    def message_channel(self, req: Request) -> str:
         """Always "rest": the client does not choose what the provenance log records."""
         return self.name()

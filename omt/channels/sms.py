@@ -10,7 +10,7 @@ Twilio sends a webhook again with the same `MessageSid` when our answer is slow:
 message is handled once, and the retry gets the same TwiML (omt/channels/once.py).
 
 FORGET (ours, not Twilio's) asks for confirmation; FORGET YES erases the sender's stored
-conversation (omt.rasa.redacting_store.forget_conversation). Neither reaches Rasa.
+conversation (omt.channels.forget.forget_conversation). Neither reaches Rasa.
 
 A numbered reply ("2", a pick from the list the last SMS ended with) goes to Rasa as it is,
 like "the second one" typed on the web: the classifier's `choose_option` and
@@ -35,13 +35,14 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from omt.channels.forget import forget_conversation
 from omt.channels.once import answer
 from omt.channels.sms_render import SMS_BUDGET, SmsTexts, get_sms_texts, render_sms, render_text
 from omt.core.idempotency import valid_message_id
 from omt.core.knowledge import Knowledge, get_knowledge
 from omt.core.provenance import keyed_hash
 from omt.core.replies import PARAGRAPHS_KEY
-from omt.rasa.redacting_store import ForgetUnavailableError, forget_conversation
+from omt.rasa.redacting_store import ForgetUnavailableError
 
 if TYPE_CHECKING:
     from rasa.core.agent import Agent

@@ -32,7 +32,7 @@ Other differences from Rasa's channel, each for safety:
   JSON escapes, not text: spaCy fails on them) become U+FFFD, as in the REST channel.
 
 "Forget me": the `forget` event {"session_id": ...} erases that session's stored
-conversation (omt.rasa.redacting_store.forget_conversation), and is acknowledged with
+conversation (omt.channels.forget.forget_conversation), and is acknowledged with
 {"forgotten": true} (false when nothing could be erased). The widget's "Clear
 conversation" and the kiosk's "Start over" and idle timeout send it for the session they
 leave (web/static/conversation.js). An event, not a "/forget" chat message, so the
@@ -61,11 +61,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from omt.channels.forget import forget_conversation
 from omt.channels.once import answer
 from omt.channels.rest import as_text
 from omt.core.idempotency import valid_message_id
 from omt.core.origins import allowed_origins
-from omt.rasa.redacting_store import forget_conversation
 
 logger = logging.getLogger(__name__)
 

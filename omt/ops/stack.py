@@ -20,6 +20,8 @@ from omt.ops import processes
 from omt.ops.processes import free_port, start_on_free_port, wait_for_http
 
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
+# Rasa through our launcher: the version check and our patches to Rasa first (omt/rasa/run.py).
+RASA_COMMAND = (str(VENV_BIN / "python"), "-m", "omt.rasa.run")
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Stack:
     endpoints: Path = REPO_ROOT / "endpoints.yml"
     extra_env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path = REPO_ROOT  # another Rasa project (the benchmark's reference bot) runs from its own folder
+    rasa_command: tuple[str, ...] = RASA_COMMAND  # stock Rasa, `(VENV_BIN / "rasa",)`, for another project
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     roles: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)  # the latest of each role
 
@@ -99,7 +102,7 @@ class Stack:
 
         def start() -> subprocess.Popen[bytes]:
             args = [
-                str(VENV_BIN / "rasa"), "run", "--model", str(self.model), "--interface", "127.0.0.1",
+                *self.rasa_command, "run", "--model", str(self.model), "--interface", "127.0.0.1",
                 "--port", str(self.rasa_port), "--credentials", str(self.credentials),
                 "--endpoints", str(self.endpoints), *extra_args,
             ]  # fmt: skip

@@ -21,10 +21,12 @@ emergency answer is itself a custom action, so it is lost with the action server
 the `error` service reply of knowledge/service.yml, which says to call 911 in an
 emergency. Both are recorded in the provenance log with the cause, never with the text.
 
-`install()` (called by `guarded`) bounds Rasa's action-server request to
-`OMT_ACTION_TIMEOUT` seconds (default 2), so that a hung action server also ends in the
-apology within 3 s, and turns Rasa's traceback per turn for an unreachable action server
-into one line. Recovery needs nothing: every request and every turn tries again.
+Two patches to Rasa go with it, installed by `omt.rasa.patches.install()` (which
+`python -m omt.rasa.run` calls before Rasa starts): Rasa's action-server request is
+bounded to `action_timeout()` seconds (`OMT_ACTION_TIMEOUT`, default 2), so that a hung
+action server also ends in the apology within 3 s, and `QuietActionServerDown` turns
+Rasa's traceback per turn for an unreachable action server into one line. Recovery
+needs nothing: every request and every turn tries again.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Tuple
 
 import aiohttp
-import rasa.core.actions.action as rasa_action
 from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from omt.core import replies
@@ -152,7 +153,6 @@ async def apologise(message: UserMessage, channel: OutputChannel, cause: str) ->
 
 def guarded(on_new_message: OnNewMessage) -> OnNewMessage:
     """Rasa's `on_new_message`, but every turn answers: its own messages once stored, else the apology."""
-    install()
 
     async def handle(message: UserMessage) -> None:
         channel = message.output_channel
@@ -184,9 +184,17 @@ def guarded(on_new_message: OnNewMessage) -> OnNewMessage:
 
 
 def action_timeout(env: Dict[str, str] | None = None) -> float:
-    """Seconds Rasa waits for the action server (`OMT_ACTION_TIMEOUT`); refuses nonsense at start-up."""
+    """Seconds Rasa waits for the action server (`OMT_ACTION_TIMEOUT`); refuses nonsense at start-up.
+
+    Rasa 3.6 has no setting for it (RasaHQ/rasa#9789, #10764): `omt.rasa.patches` sets
+    the module constant `RemoteAction.run` reads on every call; tests/rasa/test_faults.py
+    checks that the bound reaches the request.
+    """
     raw = (env if env is not None else os.environ).get("OMT_ACTION_TIMEOUT") or str(DEFAULT_ACTION_TIMEOUT)
-    seconds = float(raw)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
     if not 0 < seconds <= 60:
         raise ValueError(f"OMT_ACTION_TIMEOUT must be between 0 and 60 seconds, not {raw!r}")
     return seconds
@@ -221,16 +229,3 @@ class QuietActionServerDown(logging.Filter):
             record.exc_text = None
             note_cause(ACTION_SERVER)
         return True
-
-
-def install() -> None:
-    """Bound Rasa's action-server request and quiet its traceback for a down server (idempotent).
-
-    Rasa 3.6 reads the module constant on every call (`timeout=DEFAULT_REQUEST_TIMEOUT` in
-    `RemoteAction.run`); it has no setting for it (RasaHQ/rasa#9789, #10764).
-    tests/rasa/test_faults.py checks that the bound reaches the request.
-    """
-    rasa_action.DEFAULT_REQUEST_TIMEOUT = action_timeout()
-    processor_log = logging.getLogger("rasa.core.processor")
-    if not any(isinstance(f, QuietActionServerDown) for f in processor_log.filters):
-        processor_log.addFilter(QuietActionServerDown())

@@ -22,11 +22,7 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from omt.core.safety import screen
-from omt.rasa import rasa_speedups
-
-# Every process that loads the model imports this module: the place to make two pieces
-# of Rasa's per-turn work cheap (see omt/rasa/rasa_speedups.py).
-rasa_speedups.install()
+from omt.rasa.patches import no_predictions, policy_prediction, policy_resource
 
 EMERGENCY_ACTION = "action_emergency"
 
@@ -41,7 +37,7 @@ class EmergencyPolicy(Policy):
 
     def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
         """Nothing to learn: the lexicon is data, read at prediction time."""
-        return self._resource
+        return policy_resource(self)
 
     @classmethod
     def load(
@@ -61,12 +57,12 @@ class EmergencyPolicy(Policy):
         rule_only_data: Dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
-        probabilities = self._default_predictions(domain)
+        probabilities = no_predictions(self, domain)
         action = self._next_action(tracker)
         if action is None:
-            return self._prediction(probabilities)
+            return policy_prediction(self, probabilities)
         probabilities[domain.index_for_action(action)] = 1.0
-        return self._prediction(probabilities, is_end_to_end_prediction=True)
+        return policy_prediction(self, probabilities, is_end_to_end_prediction=True)
 
     @staticmethod
     def _next_action(tracker: DialogueStateTracker) -> str | None:

@@ -1,11 +1,13 @@
-"""A tracker store wrapper: redacts patients' identifiers before saving, and can erase a conversation.
+"""A tracker store wrapper: redacts patients' identifiers before saving, follows the store's health, erases.
 
 Named in endpoints.yml; the keys besides `type` and `wraps` are the wrapped store's own
 (Rasa passes them on as keyword arguments):
 
     tracker_store:
       type: omt.rasa.redacting_store.RedactingTrackerStore
-      wraps: SQL            # Rasa's SQLTrackerStore (SQLite or PostgreSQL), or in_memory
+      wraps: SQL            # our SQL store (omt/rasa/sql_store.py: Rasa's, SQLite or PostgreSQL), or in_memory
+      window_turns: 4       # SQL only: read a conversation as its last 4 patient messages
+      keep_conversations: 500  # SQL only: trackers kept in memory for their next message
       url: ${TRACKER_DB_URL}  # a whole database URL, or empty: then the keys below
       dialect: sqlite
       db: ${TRACKER_DB}
@@ -25,34 +27,31 @@ turn (Rasa's own callers) they raise `TrackerStoreUnavailableError` with the sam
 clean message. Every call tries the store again (a kept tracker is used only after the
 store has confirmed it holds nothing newer), so it recovers by itself.
 
-Reads from Rasa's SQL store are made cheap and bounded (omt/rasa/tracker_window.py,
-omt/rasa/tracker_cache.py): a long conversation comes back as its recent turns, a tracker
-this process saved last comes back without a read, and a save appends only the turn's
-events. The HTTP API's whole-conversation read (`retrieve_full_tracker`) is Rasa's.
+Reads and saves through our SQL store (omt/rasa/sql_store.py `WindowedSQLTrackerStore`)
+are cheap and bounded: a long conversation comes back as its recent turns, a tracker this
+process saved last comes back without a read, and a save appends only the turn's events,
+redacted here. The HTTP API's whole-conversation read (`retrieve_full_tracker`) is Rasa's.
 
 Rasa's TrackerStore has no delete. `delete(sender_id)` is ours, for the patient's
-"forget me" (omt/channels/*); `forget_conversation` finds the wrapper inside the
-agent's own wrappers and erases under the conversation's lock, so a turn still running
-cannot write the conversation back afterwards.
+"forget me" (omt/channels/forget.py `forget_conversation`, used by every channel);
+`find_redacting_store` finds the wrapper inside the agent's own wrappers.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
+import functools
 import json
 import logging
-import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence, cast
+from typing import Any, Callable, Iterable, Iterator, NoReturn, Sequence
 
-import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
 from rasa.core.tracker_store import (
     AwaitableTrackerStore,
     InMemoryTrackerStore,
     SQLTrackerStore,
     TrackerStore,
-    create_engine_kwargs,
     create_tracker_store,
 )
 from rasa.shared.core.domain import Domain
@@ -63,24 +62,17 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from omt.core import idempotency
-from omt.core.provenance import conversation_hash
 from omt.core.redaction import Rule, get_rules, redact_user_event, redact_value
-from omt.rasa import tracker_window
+from omt.rasa import sql_store
 from omt.rasa.faults import TRACKER_STORE, abort_turn
-from omt.rasa.tracker_cache import TrackerCache
-
-if TYPE_CHECKING:
-    from rasa.core.agent import Agent
+from omt.rasa.patches import wrapped_store
 
 logger = logging.getLogger(__name__)
 IN_MEMORY = ("in_memory", "memory", "inmemory")
-MAX_TURN_EVENTS = 200  # read after a user event to find its replies (a turn stores about ten)
 # Errors that mean "the store cannot be reached or written", not a bug in our code.
 STORE_ERRORS = (SQLAlchemyError, OSError)
 REPEAT_LOG_SECONDS = 60.0
-APPENDING_SQL = (
-    f"{tracker_window.AppendingSQLTrackerStore.__module__}.{tracker_window.AppendingSQLTrackerStore.__name__}"
-)
+WINDOWED_SQL = f"{sql_store.WindowedSQLTrackerStore.__module__}.{sql_store.WindowedSQLTrackerStore.__name__}"
 
 
 class TrackerStoreUnavailableError(RuntimeError):
@@ -187,7 +179,7 @@ class StoreHealth:
 def _innermost(store: TrackerStore) -> TrackerStore:
     """The store under Rasa's `AwaitableTrackerStore`, which wraps synchronous custom stores."""
     while isinstance(store, AwaitableTrackerStore):
-        store = store._tracker_store
+        store = wrapped_store(store)
     return store
 
 
@@ -197,80 +189,10 @@ def _create_wrapped(
     """The wrapped store, made by Rasa's own factory from the rest of the endpoint config."""
     if wraps.endswith("RedactingTrackerStore"):
         raise ValueError("RedactingTrackerStore cannot wrap itself: set `wraps` to SQL or in_memory")
-    # SQL: Rasa's SQL store, able to append a turn's events without counting (omt/rasa/tracker_window.py).
-    store_type = None if wraps.lower() in IN_MEMORY else APPENDING_SQL if wraps.lower() == "sql" else wraps
+    # SQL: Rasa's SQL store, read through a window and saved by appending (omt/rasa/sql_store.py).
+    store_type = None if wraps.lower() in IN_MEMORY else WINDOWED_SQL if wraps.lower() == "sql" else wraps
     # An empty `url: ${TRACKER_DB_URL}` means "no URL": the dialect/db keys say where the data is.
-    store = create_tracker_store(EndpointConfig(url=host or None, type=store_type, **kwargs), domain, event_broker)
-    inner = _innermost(store)
-    if isinstance(inner, SQLTrackerStore):
-        _test_connections_before_use(inner)
-    return store
-
-
-def _test_connections_before_use(store: SQLTrackerStore) -> None:
-    """A database server's pooled connections are checked before each use (SQLAlchemy's pool_pre_ping).
-
-    Rasa's engine keeps connections to PostgreSQL in a pool. After the server restarts
-    (maintenance, fail-over) every one of them is dead; without this check the first read
-    of each fails, and Rasa's fail-safe store then answers as if the conversation were new.
-    SQLite has no server to lose, so its engine stays as Rasa made it.
-    """
-    if store.engine.dialect.name == "sqlite":
-        return
-    old, url = store.engine, store.engine.url
-    store.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
-    store.sessionmaker = sa.orm.session.sessionmaker(bind=store.engine)
-    old.dispose()
-
-
-def _tune_sqlite(store: TrackerStore) -> None:
-    """SQLite in write-ahead-log mode over one kept connection, checked against the file before each use.
-
-    Rasa's engine (SQLAlchemy 1.4's default for a file) opens and closes a connection for
-    every session, three times a turn; closing the last connection of a WAL database
-    checkpoints it, and opening runs the pragmas again: about a third of the store's time.
-    The kept connection is given back only while the database file is still the one it
-    opened: when the file or its directory is gone or replaced, the next use connects
-    afresh and fails like an unpooled engine would (the patient gets the apology).
-
-    WAL with `synchronous=NORMAL`: a commit is durable when the process crashes (the log is
-    replayed) and can only be lost, never corrupted, when the whole machine loses power.
-    PostgreSQL (the cluster) is untouched.
-    """
-    inner = _innermost(store)
-    if not isinstance(inner, SQLTrackerStore) or inner.engine.dialect.name != "sqlite":
-        return
-    path = inner.engine.url.database
-    if not path or path == ":memory:":
-        return
-    old = inner.engine
-    # One connection per thread: Rasa's store is used from the event loop's thread only.
-    inner.engine = sa.create_engine(old.url, poolclass=sa.pool.SingletonThreadPool)
-    inner.sessionmaker = sa.orm.session.sessionmaker(bind=inner.engine)
-    old.dispose()
-
-    def on_connect(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-        record.info["file"] = _file_identity(path)
-
-    def on_checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if record.info.get("file") != _file_identity(path):
-            raise sa.exc.DisconnectionError("the database file is gone or was replaced")
-
-    sa.event.listen(inner.engine, "connect", on_connect)
-    sa.event.listen(inner.engine, "checkout", on_checkout)
-
-
-def _file_identity(path: str) -> tuple[int, int] | None:
-    """(device, inode) of the database file, or None when it cannot be seen."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
+    return create_tracker_store(EndpointConfig(url=host or None, type=store_type, **kwargs), domain, event_broker)
 
 
 class RedactingTrackerStore(TrackerStore):
@@ -289,22 +211,18 @@ class RedactingTrackerStore(TrackerStore):
     ) -> None:
         """Wrap `wraps`: a store, or a Rasa store type made from `host` and `kwargs` (endpoints.yml).
 
-        `window_turns` > 0: a SQL store's conversation is read as its last `window_turns`
-        patient messages plus the state before them (omt/rasa/tracker_window.py); 0: whole.
-        `keep_conversations` > 0: the trackers of that many conversations saved last are
-        kept in memory for their next message, used while the store holds nothing newer
-        (omt/rasa/tracker_cache.py).
+        `window_turns` and `keep_conversations` go to our SQL store when `wraps` is SQL
+        (omt/rasa/sql_store.py `WindowedSQLTrackerStore`); other stores ignore them.
         Refuses to start over a store it cannot erase from: "forget me" must work, or
         nothing should be stored.
         """
+        if not isinstance(wraps, TrackerStore) and wraps.lower() == "sql":  # our SQL store's own settings
+            kwargs = {**kwargs, "window_turns": window_turns, "keep_conversations": keep_conversations}
         store = wraps if isinstance(wraps, TrackerStore) else _create_wrapped(wraps, host, domain, event_broker, kwargs)
         if not isinstance(_innermost(store), (SQLTrackerStore, InMemoryTrackerStore)):
             raise ValueError(f"RedactingTrackerStore cannot erase from {type(store).__name__}: wrap SQL or in_memory")
-        _tune_sqlite(store)
         self._store = store
         self.rules = tuple(get_rules() if rules is None else rules)
-        self.window_turns = int(window_turns or 0)
-        self.kept = TrackerCache(int(keep_conversations or 0))
         self.health = StoreHealth()
         super().__init__(store.domain, store.event_broker)
 
@@ -322,6 +240,15 @@ class RedactingTrackerStore(TrackerStore):
         """The store that holds the data."""
         return self._store
 
+    @contextlib.contextmanager
+    def _calling(self, operation: str) -> Iterator[None]:
+        """One call to the wrapped store ("read" or "write"): a failure to `_unavailable`, a success to the health."""
+        try:
+            yield
+        except STORE_ERRORS as exc:
+            self._unavailable(operation, exc)
+        self.health.ok(operation)
+
     def _unavailable(self, operation: str, exc: BaseException) -> NoReturn:
         """Log the failure cleanly, stop the running turn, else raise a clean error (no SQL, no values)."""
         reason = store_error_reason(exc)
@@ -332,80 +259,34 @@ class RedactingTrackerStore(TrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Save a redacted copy; the caller's tracker keeps the raw text.
 
-        A tracker read from a SQL store (see `retrieve`) hands the wrapped store only the
-        events added since, redacted, counted after the ones stored
-        (`tracker_window.Unsaved`): a save costs the same at turn 100 as at turn 1.
+        A tracker read from our SQL store (see `retrieve`) hands it only the events added
+        since, redacted (`WindowedSQLTrackerStore.save_new`): a save costs the same at
+        turn 100 as at turn 1.
         """
-        loaded = tracker_window.loaded_events(tracker)
-        if loaded is None and not tracker.events and self._appends():
+        sql = self._sql()
+        loaded = sql_store.loaded_events(tracker)
+        if loaded is None and not tracker.events and sql is not None:
             # Rasa's new tracker (`create_tracker`, after a read found nothing): nothing to
             # write; from here on its events are appended like a read tracker's.
-            tracker_window.mark_saved(tracker)
+            sql_store.mark_saved(tracker)
             return
-        try:
-            if loaded is None:
+        with self._calling("write"):
+            if loaded is None or sql is None:
                 await self._store.save(redacted_tracker(tracker, self.rules))
-            elif len(tracker.events) > loaded:  # read from an AppendingSQLTrackerStore: append the rest
-                new = [redacted_event(e, self.rules) for e in itertools.islice(tracker.events, loaded, None)]
-                await self._store.save(cast(DialogueStateTracker, tracker_window.Unsaved(tracker.sender_id, new)))
-                tracker_window.mark_saved(tracker)
-                self._keep(tracker)
-        except STORE_ERRORS as exc:
-            self._unavailable("write", exc)
-        self.health.ok("write")
+            else:
+                await sql.save_new(tracker, functools.partial(redacted_event, rules=self.rules))
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        """The latest session; from a SQL store the tracker kept from the last save, or the recent turns.
-
-        First one indexed lookup of the conversation's last stored event: none (a new
-        patient) needs no other query; the same as the kept tracker's means no read.
-        """
-        try:
-            if self._appends():
-                tracker = await self._retrieve_appendable(sender_id)
-            else:
-                tracker = await self._store.retrieve(sender_id)
-        except STORE_ERRORS as exc:
-            self._unavailable("read", exc)
-        self.health.ok("read")
+        """The latest session; from our SQL store the tracker kept from the last save, or the recent turns."""
+        sql = self._sql()
+        with self._calling("read"):
+            tracker = await (sql.retrieve_recent(sender_id) if sql is not None else self._store.retrieve(sender_id))
         return tracker
 
-    async def _retrieve_appendable(self, sender_id: str) -> DialogueStateTracker | None:
+    def _sql(self) -> sql_store.WindowedSQLTrackerStore | None:
+        """The wrapped store, if it is ours: it reads through the window and appends a turn's events."""
         inner = _innermost(self._store)
-        assert isinstance(inner, tracker_window.AppendingSQLTrackerStore)
-        last_id = tracker_window.last_event_id(inner, sender_id)
-        kept = self.kept.take(sender_id)
-        if last_id is None:
-            return None  # nothing stored, as Rasa's read would find
-        if (
-            kept is not None
-            and kept.last_id == last_id
-            and tracker_window.loaded_events(kept.tracker) == len(kept.tracker.events)
-        ):  # nothing stored since it was, nothing added to it since
-            return kept.tracker
-        tracker = None
-        if self.window_turns > 0:
-            with inner.session_scope() as session:
-                tracker = tracker_window.windowed_tracker(inner, session, sender_id, self.window_turns)
-        if tracker is None:
-            tracker = await inner.retrieve(sender_id)  # Rasa's read of the whole session
-            if tracker is not None:
-                tracker_window.mark_saved(tracker)  # all it holds is stored: a save adds only what follows
-        return tracker
-
-    def _appends(self) -> bool:
-        """The wrapped store can append a turn's events (trackers it reads are marked)."""
-        return isinstance(_innermost(self._store), tracker_window.AppendingSQLTrackerStore)
-
-    def _keep(self, tracker: DialogueStateTracker) -> None:
-        """Keep a tracker just saved (all its events stored) for the conversation's next message."""
-        inner = _innermost(self._store)
-        if self.kept.size < 1 or not isinstance(inner, tracker_window.AppendingSQLTrackerStore):
-            return
-        if self.window_turns and tracker_window.user_messages(tracker) > 2 * self.window_turns:
-            self.kept.forget(tracker.sender_id)  # grown well past the window: read it through the window again
-            return
-        self.kept.keep(tracker, tracker_window.last_event_id(inner, tracker.sender_id))
+        return inner if isinstance(inner, sql_store.WindowedSQLTrackerStore) else None
 
     async def replies_to(self, sender_id: str, message_id: str, since: float) -> list[dict[str, Any]] | None:
         """The messages sent for the user message `message_id` stored since `since`, or None (omt/core/idempotency.py).
@@ -414,15 +295,12 @@ class RedactingTrackerStore(TrackerStore):
         the event's JSON), then the events stored after it; in memory: the whole tracker.
         """
         inner = _innermost(self._store)
-        try:
+        with self._calling("read"):
             if isinstance(inner, SQLTrackerStore):
-                stored = _stored_from(inner, sender_id, message_id, since)
+                stored = sql_store.stored_from(inner, sender_id, message_id, since)
             else:
                 tracker = await self._store.retrieve_full_tracker(sender_id)
                 stored = [event.as_dict() for event in tracker.events] if tracker is not None else []
-        except STORE_ERRORS as exc:
-            self._unavailable("read", exc)
-        self.health.ok("read")
         found = idempotency.replies_to(stored, message_id, since)
         if found is None:
             return None
@@ -430,11 +308,8 @@ class RedactingTrackerStore(TrackerStore):
         return [event.message() for event in events if isinstance(event, BotUttered)]
 
     async def retrieve_full_tracker(self, conversation_id: str) -> DialogueStateTracker | None:
-        try:
+        with self._calling("read"):
             tracker = await self._store.retrieve_full_tracker(conversation_id)
-        except STORE_ERRORS as exc:
-            self._unavailable("read", exc)
-        self.health.ok("read")
         return tracker
 
     async def exists(self, conversation_id: str) -> bool:
@@ -445,17 +320,14 @@ class RedactingTrackerStore(TrackerStore):
 
     async def delete(self, sender_id: str) -> int:
         """Erase every stored event of `sender_id` (all sessions); the number of events erased."""
-        self.kept.forget(sender_id)
         store = _innermost(self._store)
+        if isinstance(store, sql_store.WindowedSQLTrackerStore):
+            store.kept.forget(sender_id)
         if isinstance(store, SQLTrackerStore):
-            try:
-                with store.session_scope() as session:
-                    query = session.query(store.SQLEvent).filter(store.SQLEvent.sender_id == sender_id)
-                    deleted = int(query.delete(synchronize_session=False))
-                    session.commit()
-            except STORE_ERRORS as exc:
-                self._unavailable("write", exc)
-            self.health.ok("write")
+            with self._calling("write"), store.session_scope() as session:
+                query = session.query(store.SQLEvent).filter(store.SQLEvent.sender_id == sender_id)
+                deleted = int(query.delete(synchronize_session=False))
+                session.commit()
             return deleted
         if isinstance(store, InMemoryTrackerStore):
             serialised = store.store.pop(sender_id, None)
@@ -463,56 +335,8 @@ class RedactingTrackerStore(TrackerStore):
         raise ForgetUnavailableError(f"cannot erase from {type(store).__name__}")  # refused in __init__ already
 
 
-def _stored_from(store: SQLTrackerStore, sender_id: str, message_id: str, since: float) -> list[dict[str, Any]]:
-    """The stored user event with `message_id` (since `since`) and the events after it, as dicts; [] if none."""
-    table = store.SQLEvent
-    with store.session_scope() as session:
-        candidates = (
-            session.query(table.id, table.data)
-            .filter(
-                table.sender_id == sender_id,
-                table.type_name == UserUttered.type_name,
-                table.timestamp >= since,
-                table.data.like(idempotency.like_pattern(message_id), escape="\\"),
-            )
-            .order_by(table.id)
-        )
-        for row_id, data in candidates:
-            event = json.loads(data)
-            if event.get("message_id") != message_id:
-                continue  # the id appeared in the text, not as the message's id
-            after = (
-                session.query(table.data)
-                .filter(table.sender_id == sender_id, table.id > row_id)
-                .order_by(table.id)
-                .limit(MAX_TURN_EVENTS)
-            )
-            return [event, *(json.loads(d) for (d,) in after)]
-    return []
-
-
 def find_redacting_store(store: Any) -> RedactingTrackerStore | None:
     """Our wrapper inside Rasa's (the agent's `FailSafeTrackerStore`, `AwaitableTrackerStore`)."""
     while store is not None and not isinstance(store, RedactingTrackerStore):
-        store = getattr(store, "_tracker_store", None)  # both of Rasa's wrappers keep it there
+        store = wrapped_store(store)
     return store
-
-
-async def forget_conversation(agent: Agent | None, sender_id: str) -> int:
-    """Erase `sender_id`'s stored conversation for good; the number of events erased.
-
-    Waits for the conversation's lock (Rasa's, as for a message), so a turn in progress
-    finishes first and cannot save it back. Raises `ForgetUnavailableError` when the running
-    tracker store is not the redacting wrapper (endpoints.yml).
-    """
-    store = find_redacting_store(getattr(agent, "tracker_store", None))
-    if store is None:
-        raise ForgetUnavailableError("the tracker store is not omt.rasa.redacting_store.RedactingTrackerStore")
-    lock_store = getattr(agent, "lock_store", None)
-    if lock_store is None:
-        deleted = await store.delete(sender_id)
-    else:
-        async with lock_store.lock(sender_id):
-            deleted = await store.delete(sender_id)
-    logger.info("Erased conversation %s on request (%d events)", conversation_hash(sender_id), deleted)
-    return deleted

@@ -14,20 +14,25 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 from playwright.sync_api import Page, expect
-from rasa.shared.core.events import BotUttered
+from rasa.core.lock_store import InMemoryLockStore
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 
 from omt.bench.evaluate import post
-from omt.channels.forget import sender_of
+from omt.channels.forget import forget_conversation, sender_of
 from omt.channels.sms import SmsInput, keyword
 from omt.channels.sms_render import get_sms_texts, gsm7_length, load_sms_texts, to_gsm7
 from omt.core.knowledge import Knowledge
 from omt.core.provenance import keyed_hash
 from omt.ops.stack import Stack
-from omt.rasa.redacting_store import RedactingTrackerStore
+from omt.rasa.redacting_store import ForgetUnavailableError, RedactingTrackerStore, find_redacting_store
 from tests.channels.test_channel_sms import (
     KEY,
     NUMBER,
@@ -119,6 +124,75 @@ def test_rest_forget_takes_what_the_rest_channel_takes() -> None:
     bad_bodies: list[Any] = [None, [], {}, {"sender": ""}, {"sender": 5}, {"sender": "x" * 129}, {"sender": "a\nb"}]
     for bad in bad_bodies:
         assert sender_of(bad) is None
+
+
+# ---- forget_conversation: the erasure every channel uses (before the browser tests: they leave an event loop running)
+
+
+def _tracker(sender: str) -> DialogueStateTracker:
+    """A stored conversation of five events."""
+    return DialogueStateTracker.from_events(
+        sender,
+        [
+            ActionExecuted("action_listen"),
+            UserUttered("how does it feel", {"name": "how_it_feels", "confidence": 0.9}),
+            ActionExecuted("action_answer"),
+            BotUttered("It feels like a gentle stretch", {"custom": {"answer_id": "how_it_feels"}}),
+            ActionExecuted("action_listen"),
+        ],
+    )
+
+
+def _stored(db: Path) -> int:
+    with sqlite3.connect(db) as connection:
+        return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+class FakeAgent:
+    """What `forget_conversation` reads from Rasa's agent."""
+
+    def __init__(self, tracker_store: Any) -> None:
+        self.tracker_store = tracker_store
+        self.lock_store = InMemoryLockStore()
+
+
+def test_forget_finds_the_wrapper_inside_rasas_wrappers(tmp_path: Path) -> None:
+    from rasa.core.agent import Agent
+
+    store = RedactingTrackerStore(wraps="SQL", dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    agent = Agent(tracker_store=store)  # Rasa wraps it in a FailSafeTrackerStore
+    assert find_redacting_store(agent.tracker_store) is store
+    asyncio.run(store.save(_tracker("s1")))
+    assert asyncio.run(forget_conversation(agent, "s1")) == 5
+    assert _stored(tmp_path / "tracker.db") == 0
+    with pytest.raises(ForgetUnavailableError):
+        asyncio.run(forget_conversation(FakeAgent(InMemoryTrackerStore(Domain.empty())), "s1"))
+    with pytest.raises(ForgetUnavailableError):
+        asyncio.run(forget_conversation(None, "s1"))
+
+
+def test_forget_waits_for_the_turn_in_progress() -> None:
+    store = RedactingTrackerStore(wraps="in_memory")
+    agent = FakeAgent(store)
+
+    async def scenario() -> list[str]:
+        order: list[str] = []
+
+        async def turn() -> None:
+            async with agent.lock_store.lock("s1"):
+                await asyncio.sleep(0.3)
+                await store.save(_tracker("s1"))
+                order.append("saved")
+
+        running = asyncio.ensure_future(turn())
+        await asyncio.sleep(0.05)
+        await forget_conversation(agent, "s1")
+        order.append("forgotten")
+        await running
+        return order
+
+    assert asyncio.run(scenario()) == ["saved", "forgotten"]
+    assert asyncio.run(store.retrieve("s1")) is None
 
 
 # ---- the running stack ---------------------------------------------------------------

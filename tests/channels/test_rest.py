@@ -77,7 +77,7 @@ def test_a_conversation_with_follow_ups(rest_url: str, knowledge: Knowledge) -> 
 
 
 def test_a_conversation_longer_than_the_tracker_window_keeps_its_context(stack: Stack, knowledge: Knowledge) -> None:
-    """endpoints.yml reads a conversation as its last `window_turns` messages (omt/rasa/tracker_window.py).
+    """endpoints.yml reads a conversation as its last `window_turns` messages (omt/rasa/sql_store.py).
 
     The notice, given once at the first turn, must not come back when that turn is long
     out of the window; a follow-up still works; every message is stored exactly once.

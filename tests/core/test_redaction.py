@@ -21,8 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 import yaml
-from rasa.core.lock_store import InMemoryLockStore
-from rasa.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore
+from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -34,10 +33,7 @@ from omt.core.knowledge import Knowledge, KnowledgeError
 from omt.core.redaction import REDACTION_FILE, load_rules, redact, redact_user_event, redact_value
 from omt.ops.stack import Stack, running_stack
 from omt.rasa.redacting_store import (
-    ForgetUnavailableError,
     RedactingTrackerStore,
-    find_redacting_store,
-    forget_conversation,
     redacted_event,
     redacted_tracker,
 )
@@ -380,53 +376,6 @@ def test_delete_erases_one_sender_and_is_idempotent(tmp_path: Path) -> None:
     memory = RedactingTrackerStore(wraps="in_memory")
     asyncio.run(memory.save(_tracker("m")))
     assert asyncio.run(memory.delete("m")) == 5 and asyncio.run(memory.retrieve("m")) is None
-
-
-class FakeAgent:
-    """What `forget_conversation` reads from Rasa's agent."""
-
-    def __init__(self, tracker_store: Any) -> None:
-        self.tracker_store = tracker_store
-        self.lock_store = InMemoryLockStore()
-
-
-def test_forget_finds_the_wrapper_inside_rasas_wrappers(tmp_path: Path) -> None:
-    from rasa.core.agent import Agent
-
-    store = _sqlite_store(tmp_path / "tracker.db")
-    agent = Agent(tracker_store=store)  # Rasa wraps it in a FailSafeTrackerStore
-    assert find_redacting_store(agent.tracker_store) is store
-    asyncio.run(store.save(_tracker("s1")))
-    assert asyncio.run(forget_conversation(agent, "s1")) == 5
-    assert _rows(tmp_path / "tracker.db") == []
-    with pytest.raises(ForgetUnavailableError):
-        asyncio.run(forget_conversation(FakeAgent(InMemoryTrackerStore(Domain.empty())), "s1"))
-    with pytest.raises(ForgetUnavailableError):
-        asyncio.run(forget_conversation(None, "s1"))
-
-
-def test_forget_waits_for_the_turn_in_progress() -> None:
-    store = RedactingTrackerStore(wraps="in_memory")
-    agent = FakeAgent(store)
-
-    async def scenario() -> list[str]:
-        order: list[str] = []
-
-        async def turn() -> None:
-            async with agent.lock_store.lock("s1"):
-                await asyncio.sleep(0.3)
-                await store.save(_tracker("s1"))
-                order.append("saved")
-
-        running = asyncio.ensure_future(turn())
-        await asyncio.sleep(0.05)
-        await forget_conversation(agent, "s1")
-        order.append("forgotten")
-        await running
-        return order
-
-    assert asyncio.run(scenario()) == ["saved", "forgotten"]
-    assert asyncio.run(store.retrieve("s1")) is None
 
 
 def test_the_wrapper_refuses_what_it_cannot_erase_or_itself() -> None:

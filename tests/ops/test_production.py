@@ -104,17 +104,19 @@ def test_messages_name_variables_and_never_print_a_secret(capsys: pytest.Capture
 
 @pytest.fixture()
 def sandbox(tmp_path: Path) -> Path:
-    """A copy of run_stack.sh whose .venv/bin/rasa and python record their arguments."""
+    """A copy of run_stack.sh whose .venv/bin/rasa and python (and Rasa's launcher) record their arguments."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(REPO_ROOT / "scripts" / "run_stack.sh", tmp_path / "scripts" / "run_stack.sh")
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     real_python = REPO_ROOT / ".venv" / "bin" / "python"
     stubs = {
-        # `rasa run` returns at once, so run_stack.sh stops the others (exec: no orphan keeps the pipes open)
+        # `rasa run` (through our launcher, `python -m omt.rasa.run run ...`) returns at once, so
+        # run_stack.sh stops the others (exec: no orphan keeps the pipes open)
         "rasa": 'echo "rasa $*" >> "$CALLS"\nif [ "$2" = actions ]; then exec sleep 30; fi\n',
         "python": (
             f'if [ "$1 $2" = "-m omt.ops.config_check" ]; then cd "{REPO_ROOT}" && exec "{real_python}" "$@"; fi\n'
+            'if [ "$1 $2" = "-m omt.rasa.run" ]; then shift 2; echo "rasa $*" >> "$CALLS"; exit 0; fi\n'
             'echo "python $*" >> "$CALLS"\nexec sleep 30\n'
         ),
     }

@@ -37,10 +37,9 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
-import rasa.core.actions.action as rasa_action
 import socketio
 from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -66,7 +65,6 @@ from omt.rasa.faults import (
     action_timeout,
     apology_reply,
     guarded,
-    install,
 )
 from omt.rasa.redacting_store import RedactingTrackerStore, StoreHealth
 from tests.channels.test_channel_sms import messages_of
@@ -244,11 +242,12 @@ def test_store_health_logs_the_outage_in_a_few_lines(caplog: pytest.LogCaptureFi
 # --- unit: the action server's time bound and log line ------------------------------------
 
 
-def test_the_action_timeout_reaches_rasas_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rasa 3.6 has no setting for it; `install` rebinds the constant RemoteAction.run reads."""
-    monkeypatch.setattr(rasa_action, "DEFAULT_REQUEST_TIMEOUT", rasa_action.DEFAULT_REQUEST_TIMEOUT)
+def test_the_action_timeout_reaches_rasas_request(
+    monkeypatch: pytest.MonkeyPatch, install_patches: Callable[[], None]
+) -> None:
+    """Rasa 3.6 has no setting for it; `patches.install` rebinds the constant RemoteAction.run reads."""
     monkeypatch.setenv("OMT_ACTION_TIMEOUT", "1.5")
-    install()
+    install_patches()
     sent: dict[str, Any] = {}
 
     class Endpoint(EndpointConfig):

@@ -1,4 +1,5 @@
-"""omt.rasa.tracker_window through the redacting store over SQLite: a long conversation read as its recent turns.
+"""omt.rasa.sql_store through the redacting store over SQLite: a long conversation read as its recent turns,
+and the trackers saved last kept only while nothing newer is stored.
 
 The windowed tracker must reach the state a whole replay reaches (slots, latest message,
 the policies' last states), save exactly the new events once, and fall back to the whole
@@ -30,8 +31,9 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from omt.rasa import tracker_window
+from omt.rasa import sql_store
 from omt.rasa.redacting_store import RedactingTrackerStore
+from omt.rasa.sql_store import TrackerCache
 
 DOMAIN = Domain.from_yaml(
     """
@@ -96,7 +98,7 @@ def test_a_long_conversation_is_read_as_its_recent_turns_with_the_whole_state(tm
     store = _store(tmp_path / "t.db", window=3)
     full = _saved(store, _conversation(20))
     window = asyncio.run(store.retrieve("s"))
-    assert window is not None and tracker_window.loaded_events(window) == len(window.events)
+    assert window is not None and sql_store.loaded_events(window) == len(window.events)
     assert len(window.events) < 25 < len(full.events)
     assert [e.text for e in window.events if isinstance(e, UserUttered)] == [
         "question 17",
@@ -143,7 +145,7 @@ def _read_whole(tracker: DialogueStateTracker | None, full: DialogueStateTracker
     return (
         tracker is not None
         and len(tracker.events) == len(full.events) - 1
-        and tracker_window.loaded_events(tracker) == len(tracker.events)
+        and sql_store.loaded_events(tracker) == len(tracker.events)
     )
 
 
@@ -159,7 +161,7 @@ def test_short_conversations_and_other_stores_are_read_whole(tmp_path: Path) -> 
     _saved(memory, _conversation(20))
     tracker = asyncio.run(memory.retrieve("s"))
     assert tracker is not None and len(tracker.events) == len(full.events)
-    assert tracker_window.loaded_events(tracker) is None, "a store that saves whole trackers gets whole trackers"
+    assert sql_store.loaded_events(tracker) is None, "a store that saves whole trackers gets whole trackers"
 
 
 @pytest.mark.parametrize(
@@ -188,7 +190,7 @@ def test_only_the_latest_session_is_read(tmp_path: Path) -> None:
         events += _turn(i)
     full = _saved(store, events)
     tracker = asyncio.run(store.retrieve("s"))
-    assert tracker is not None and tracker_window.loaded_events(tracker) is not None
+    assert tracker is not None and sql_store.loaded_events(tracker) is not None
     assert tracker.get_slot("topic") is None and tracker.get_slot("notice_given") is None, "a new session starts afresh"
     assert tracker.current_slot_values() == full.current_slot_values()
     assert [e.text for e in tracker.events if isinstance(e, UserUttered)] == [
@@ -213,7 +215,7 @@ def test_an_event_broker_gets_each_appended_event_once(tmp_path: Path) -> None:
     store = RedactingTrackerStore(
         wraps="SQL", dialect="sqlite", db=str(tmp_path / "t.db"), window_turns=3, event_broker=broker, rules=[]
     )
-    assert isinstance(store.wrapped, tracker_window.AppendingSQLTrackerStore)
+    assert isinstance(store.wrapped, sql_store.WindowedSQLTrackerStore)
     store.domain = DOMAIN
     _saved(store, _conversation(10))
     first = len(broker.events)
@@ -224,3 +226,86 @@ def test_an_event_broker_gets_each_appended_event_once(tmp_path: Path) -> None:
     asyncio.run(store.save(tracker))
     assert [e["event"] for e in broker.events[first:]] == ["user", "action", "bot", "action"]
     assert {e["sender_id"] for e in broker.events} == {"s"}
+
+
+# --- the kept trackers ---------------------------------------------------------------------
+
+
+def _tracker(sender: str) -> DialogueStateTracker:
+    return DialogueStateTracker.from_events(sender, [ActionExecuted("action_listen")], DOMAIN.slots)
+
+
+def test_the_cache_keeps_the_last_saved_conversations_and_hands_each_out_once() -> None:
+    cache = TrackerCache(2)
+    a, b, c = _tracker("a"), _tracker("b"), _tracker("c")
+    cache.keep(a, 1)
+    cache.keep(b, 2)
+    cache.keep(c, 3)  # over the size: the least recently saved (a) goes
+    assert len(cache) == 2 and cache.take("a") is None
+    kept = cache.take("b")
+    assert kept is not None and kept.tracker is b and kept.last_id == 2
+    assert cache.take("b") is None, "handed out: a failed turn leaves nothing behind"
+    cache.keep(c, None)  # nothing stored: nothing kept
+    assert cache.take("c") is None
+    cache.keep(a, 5)
+    cache.forget("a")
+    assert cache.take("a") is None
+    off = TrackerCache(0)
+    off.keep(a, 1)
+    assert len(off) == 0
+
+
+def _kept_store(path: Path, keep: int = 10, window: int = 3) -> RedactingTrackerStore:
+    store = RedactingTrackerStore(
+        wraps="SQL", dialect="sqlite", db=str(path), window_turns=window, keep_conversations=keep, rules=[]
+    )
+    store.domain = DOMAIN
+    return store
+
+
+def _turn_saved(store: RedactingTrackerStore, i: int) -> DialogueStateTracker:
+    tracker = asyncio.run(store.retrieve("s"))
+    assert tracker is not None
+    for event in _turn(i):
+        tracker.update(event)
+    asyncio.run(store.save(tracker))
+    return tracker
+
+
+def test_the_tracker_saved_last_is_used_again_while_the_store_has_nothing_newer(tmp_path: Path) -> None:
+    store = _kept_store(tmp_path / "t.db")
+    _saved(store, _conversation(2))
+    saved = _turn_saved(store, 2)
+    assert asyncio.run(store.retrieve("s")) is saved, "no read: the same tracker"
+    assert asyncio.run(store.retrieve("s")) is not saved, "taken once: a second reader gets the store's copy"
+
+
+def test_a_write_from_elsewhere_means_a_fresh_read(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    store, replica = _kept_store(db), _kept_store(db)  # two processes over one database
+    _saved(store, _conversation(2))
+    saved = _turn_saved(store, 2)
+    _turn_saved(replica, 3)  # the other replica answers the next message
+    tracker = asyncio.run(store.retrieve("s"))
+    assert tracker is not None and tracker is not saved
+    assert [e.text for e in tracker.events if isinstance(e, UserUttered)][-1] == "question 3"
+
+
+def test_a_tracker_changed_but_not_saved_or_erased_is_not_used(tmp_path: Path) -> None:
+    store = _kept_store(tmp_path / "t.db")
+    _saved(store, _conversation(2))
+    saved = _turn_saved(store, 2)
+    saved.update(UserUttered("after the save", {"name": "ask"}))  # changed while kept, never saved
+    tracker = asyncio.run(store.retrieve("s"))
+    assert tracker is not None and tracker is not saved
+    assert all(e.text != "after the save" for e in tracker.events if isinstance(e, UserUttered))
+    _turn_saved(store, 3)
+    assert asyncio.run(store.delete("s")) > 0
+    assert asyncio.run(store.retrieve("s")) is None, "erased: nothing kept either"
+
+
+def test_a_kept_tracker_grown_past_the_window_is_read_through_it_again(tmp_path: Path) -> None:
+    store = _kept_store(tmp_path / "t.db", window=2)
+    _saved(store, _conversation(1))
+    lengths = [len(_turn_saved(store, i).events) for i in range(1, 12)]
+    assert max(lengths) <= 2 * 2 * 6 + 8, lengths  # at most twice the window's turns, plus the state before it

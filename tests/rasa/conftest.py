@@ -1,0 +1,26 @@
+"""`install_patches`: our patches to Rasa in this test process, undone after the test (omt/rasa/patches.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import pytest
+import rasa.core.actions.action as rasa_action
+from rasa.core.actions.action import RemoteAction
+from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.shared.core.events import Event
+
+from omt.rasa import patches
+
+
+@pytest.fixture()
+def install_patches(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """`patches.install`, for the test to call (after setting its environment); Rasa is restored afterwards."""
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", RemoteAction.__dict__["_validate_action_result"])
+    monkeypatch.setattr(Event, "resolve_by_type", Event.__dict__["resolve_by_type"])
+    monkeypatch.setattr(DaskGraphRunner, "run", DaskGraphRunner.__dict__["run"])
+    monkeypatch.setattr(rasa_action, "DEFAULT_REQUEST_TIMEOUT", rasa_action.DEFAULT_REQUEST_TIMEOUT)
+    processor_log = logging.getLogger("rasa.core.processor")
+    monkeypatch.setattr(processor_log, "filters", list(processor_log.filters))
+    return patches.install
