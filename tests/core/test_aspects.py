@@ -18,6 +18,11 @@ def detector() -> aspects.AspectDetector:
     [
         ("How much does it cost?", "cost"),
         ("Can I claim on my health insurance", "cost"),
+        ("is it covered by my extended health benefits", "cost"),
+        ("would managed care pay for it", "cost"),
+        ("are you in network with my plan", "cost"),
+        ("can I have it through the NHS", "cost"),
+        ("my son is autistic, would cranial help", "condition"),
         ("Are there any side effects", "risks"),
         ("Is it SAFE for my dad", "risks"),
         ("How many sessions will I need", "visit"),
@@ -36,7 +41,16 @@ def test_detects_the_aspect(detector: aspects.AspectDetector, text: str, found: 
 
 @pytest.mark.parametrize(
     "text",
-    ["does it hurt", "what is omt", "i have a sore back", "what is fascia", "who can get omt", "how does it work"],
+    [
+        "does it hurt",
+        "what is omt",
+        "i have a sore back",
+        "what is fascia",
+        "who can get omt",
+        "how does it work",
+        "what topics do you cover",
+        "my plan is to try omt",
+    ],
 )
 def test_plain_topic_questions_have_no_aspect(detector: aspects.AspectDetector, text: str) -> None:
     assert detector.detect(text) == []
