@@ -3,8 +3,7 @@
 On real patients' questions the two classifiers err on different messages: DIET is sure
 of itself where a wording is new to it, the linear model on word and character n-grams
 is flatter but steadier. Their average answers as often and cites the article wrongly
-less often (README, "Measured": real_dev cited precision 0.933 -> 0.953, our held-out
-set 0.800 -> 0.861, dev and typos unchanged, measured with `omt.bench.aspect_bench`).
+less often (README, "Measured": same data, same thresholds, `make eval`).
 Rasa's own SklearnIntentClassifier cannot be this second vote: it reads dense features
 only, and our spaCy pipeline has no word vectors. The same `lexical_model` is the
 TF-IDF baseline of `make bench-nlu`, so the peer and our vote are one model.
