@@ -171,28 +171,18 @@ def rasa_trainer(config: Path, extras: Sequence[dict[str, Any]]) -> Trainer:
 
 
 def tfidf_parser(examples: Sequence[Example], workdir: Path | None = None) -> tuple[Parser, float]:
-    """TF-IDF (words + character n-grams) and logistic regression: the classic baseline (a Trainer)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import FeatureUnion, make_pipeline
+    """TF-IDF (words + character n-grams) and logistic regression: the classic baseline (a Trainer).
+
+    The same model is the second vote of our pipeline (omt.rasa.nlu_vote); here it stands alone.
+    """
+    from omt.rasa.nlu_vote import lexical_model, probabilities
 
     start = time.perf_counter()
-    model = make_pipeline(
-        FeatureUnion(
-            [
-                ("words", TfidfVectorizer(lowercase=True, ngram_range=(1, 2), sublinear_tf=True)),
-                ("chars", TfidfVectorizer(lowercase=True, analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True)),
-            ]
-        ),
-        LogisticRegression(max_iter=2000, C=10.0),
-    )
-    model.fit([t for t, _ in examples], [i for _, i in examples])
+    model = lexical_model().fit([t for t, _ in examples], [i for _, i in examples])
     seconds = time.perf_counter() - start
-    classes = list(model.classes_)
 
     def parse(text: str) -> Parse:
-        probs = model.predict_proba([text])[0]
-        ranking = sorted(zip(classes, (float(p) for p in probs), strict=True), key=lambda r: -r[1])
+        ranking = probabilities(model, text)
         return Parse(ranking[0][0], ranking[0][1], ranking, [])
 
     return parse, seconds
