@@ -175,10 +175,10 @@ def tfidf_parser(examples: Sequence[Example], workdir: Path | None = None) -> tu
 
     The same model is the second vote of our pipeline (omt.rasa.nlu_vote); here it stands alone.
     """
-    from omt.rasa.nlu_vote import lexical_model, probabilities
+    from omt.rasa.nlu_vote import probabilities, train_lexical
 
     start = time.perf_counter()
-    model = lexical_model().fit([t for t, _ in examples], [i for _, i in examples])
+    model = train_lexical([t for t, _ in examples], [i for _, i in examples])
     seconds = time.perf_counter() - start
 
     def parse(text: str) -> Parse:

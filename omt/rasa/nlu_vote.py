@@ -48,10 +48,34 @@ def lexical_model(c: float = 10.0) -> Any:
     )
 
 
+def train_lexical(texts: Sequence[str], intents: Sequence[str], c: float = 10.0) -> Any:
+    """The fitted lexical model, its coefficients laid out for one-message products.
+
+    scipy copies a non-contiguous right-hand matrix on every product; the classifier
+    multiplies by `coef_.T`, so a Fortran-ordered `coef_` saves copying all of it (33 x
+    17,200 floats) for each message. The numbers are unchanged.
+    """
+    import numpy as np
+
+    model = lexical_model(c).fit(list(texts), list(intents))
+    classifier = model.steps[-1][1]
+    classifier.coef_ = np.asfortranarray(classifier.coef_)
+    return model
+
+
 def probabilities(model: Any, text: str) -> Ranking:
-    """The fitted model's probability for every intent, highest first."""
-    probs = model.predict_proba([text])[0]
-    return sorted(zip(model.classes_, (float(p) for p in probs), strict=True), key=lambda r: -r[1])
+    """The fitted model's probability for every intent, highest first.
+
+    The same numbers as `model.predict_proba`, with the union's parts called directly:
+    FeatureUnion hands each part to joblib, which cost more than the parts themselves for
+    one short message (6.5 ms against 2.8 ms a message, measured on a loaded machine).
+    """
+    from scipy.sparse import hstack
+
+    union, classifier = model.steps[0][1], model.steps[-1][1]
+    features = hstack([part.transform([text]) for _, part in union.transformer_list]).tocsr()
+    probs = classifier.predict_proba(features)[0]
+    return sorted(zip(classifier.classes_, (float(p) for p in probs), strict=True), key=lambda r: -r[1])
 
 
 def blend(first: Sequence[tuple[str, float]], second: Mapping[str, float], weight: float, length: int) -> Ranking:
@@ -91,7 +115,7 @@ class LexicalVote(GraphComponent, IntentClassifier):
     def train(self, training_data: TrainingData) -> Resource:
         examples = [(m.get(TEXT), m.get(INTENT)) for m in training_data.intent_examples if m.get(TEXT)]
         if len({intent for _, intent in examples}) >= 2:
-            self.model = lexical_model(self.c).fit([t for t, _ in examples], [i for _, i in examples])
+            self.model = train_lexical([t for t, _ in examples], [i for _, i in examples], self.c)
         with self.storage.write_to(self.resource) as directory:
             (directory / MODEL_FILE).write_bytes(pickle.dumps(self.model))
         return self.resource

@@ -12,7 +12,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from omt.rasa.nlu_vote import LexicalVote, blend
+from omt.rasa.nlu_vote import LexicalVote, blend, lexical_model, probabilities, train_lexical
 
 EXAMPLES = {
     "how_it_feels": ["does it hurt", "is omt painful", "will it hurt", "what does it feel like", "is it sore"],
@@ -96,3 +96,16 @@ def test_with_fewer_than_two_intents_nothing_is_trained_and_diet_stands(tmp_path
     message = _message("hello", [("greet", 0.7), ("goodbye", 0.3)])
     loaded.process([message])
     assert message.get(INTENT) == {"name": "greet", "confidence": 0.7}
+
+
+def test_probabilities_are_the_plain_pipelines_own() -> None:
+    texts = [t for texts in EXAMPLES.values() for t in texts]
+    labels = [i for i, texts in EXAMPLES.items() for _ in texts]
+    model = lexical_model().fit(texts, labels)
+    prepared = train_lexical(texts, labels)
+    assert prepared.steps[-1][1].coef_.flags.f_contiguous
+    for text in ("does a session cost much", "skull", "", "zzz qqq"):
+        expected = dict(zip(model.classes_, model.predict_proba([text])[0], strict=True))
+        got = probabilities(prepared, text)
+        assert dict(got) == pytest.approx(expected)
+        assert [c for _, c in got] == sorted((c for _, c in got), reverse=True)
