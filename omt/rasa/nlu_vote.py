@@ -55,9 +55,13 @@ def train_lexical(texts: Sequence[str], intents: Sequence[str], c: float = 10.0)
     multiplies by `coef_.T`, so a Fortran-ordered `coef_` saves copying all of it (33 x
     17,200 floats) for each message. The numbers are unchanged.
     """
+    return prepared(lexical_model(c).fit(list(texts), list(intents)))
+
+
+def prepared(model: Any) -> Any:
+    """The fitted model with a Fortran-ordered `coef_` (see train_lexical); also for a model loaded from disk."""
     import numpy as np
 
-    model = lexical_model(c).fit(list(texts), list(intents))
     classifier = model.steps[-1][1]
     classifier.coef_ = np.asfortranarray(classifier.coef_)
     return model
@@ -135,6 +139,8 @@ class LexicalVote(GraphComponent, IntentClassifier):
                 model = pickle.loads((directory / MODEL_FILE).read_bytes())
         except (ValueError, FileNotFoundError):
             model = None  # nothing trained (fewer than two intents): DIET's ranking stands
+        if model is not None:
+            model = prepared(model)  # a model trained before train_lexical laid it out
         return cls(config, model_storage, resource, model)
 
     def process(self, messages: List[Message]) -> List[Message]:

@@ -57,6 +57,7 @@ def trained(tmp_path: Path) -> Trained:
 def test_trained_vote_is_stored_loaded_and_overturns_an_unsure_first_vote(trained: Trained) -> None:
     storage, resource, context = trained
     loaded = LexicalVote.load(LexicalVote.get_default_config(), storage, resource, context)
+    assert loaded.model.steps[-1][1].coef_.flags.f_contiguous
     # DIET slightly prefers the wrong topic; the lexical model is sure it is about cost.
     message = _message("how much does a session cost", [("cranial", 0.55), ("not_covered", 0.45)])
     loaded.process([message])
