@@ -109,7 +109,8 @@ class ActionAnswer(ReplyAction):
         elif intent == "tell_me_more":
             topic, verbatim = tracker.get_slot("last_topic"), True
         elif intent in KNOWLEDGE_IDS:
-            topic = routing.refine_topic(intent, mentioned)
+            text = tracker.latest_message.get("text") or ""
+            topic = routing.refine_topic(intent, mentioned, text, knowledge.scope_cues)
             if (routed := _routed(topic, tracker)) != topic:
                 return _not_covered(knowledge, tracker, routed)
         if topic is None or not knowledge.has_entry(topic):

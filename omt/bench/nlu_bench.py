@@ -81,7 +81,7 @@ def answer_for(text: str, parse: Parse, knowledge: Knowledge, route_aspects: boo
     if parse.intent in FALLBACK_INTENTS or parse.intent in CONTEXT_INTENTS - set(SERVICE_ACTIONS):
         answer = "fallback"
     elif parse.intent in KNOWLEDGE_IDS:
-        answer = refine_topic(parse.intent, mentioned_topics(knowledge, parse.entities))
+        answer = refine_topic(parse.intent, mentioned_topics(knowledge, parse.entities), text, knowledge.scope_cues)
     else:
         answer = SERVICE_ACTIONS.get(parse.intent, parse.intent)
     return aspects.route(answer, text) if route_aspects else answer

@@ -125,6 +125,7 @@ class Knowledge:
     clinic: Clinic
     ordinals: Mapping[str, int]
     version: str
+    scope_cues: tuple[str, ...] = ()  # phrases asking about a general topic's range (routing)
     finer: Mapping[str, Entry] = field(default_factory=dict)  # `<id>.<sub>` answers
     gap_opening: str = ""
     gap_words: frozenset[str] = frozenset()
@@ -361,6 +362,7 @@ def load(knowledge_dir: Path = KNOWLEDGE_DIR, clinic_file: Path | None = None) -
         buttons=buttons,
         clinic=Clinic(name=str(clinic_raw["name"]), phone=str(clinic_raw["phone"]), hours=str(clinic_raw["hours"])),
         ordinals={str(k).casefold(): int(v) for k, v in (service_raw.get("ordinals") or {}).items()},
+        scope_cues=tuple(str(c).casefold() for c in service_raw.get("scope_cues") or ()),
         version=hashlib.sha256(omt_path.read_bytes()).hexdigest()[:12],
         finer=finer,
         gap_opening=gap_opening,

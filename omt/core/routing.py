@@ -29,9 +29,19 @@ def mentioned_topics(knowledge: Knowledge, entities: Iterable[Mapping[str, Any]]
     return topics
 
 
-def refine_topic(intent_topic: str, mentioned: Sequence[str]) -> str:
-    """The intent's topic, unless it is general and the message names a specific one."""
-    if intent_topic in GENERAL_TOPICS:
+def asks_about_range(text: str, scope_cues: Sequence[str]) -> bool:
+    """True when the text uses a phrase that asks how far a general topic reaches ("only treat")."""
+    folded = " ".join(re.findall(r"[a-z0-9']+", text.casefold()))
+    return any(re.search(rf"\b{re.escape(cue)}\b", folded) for cue in scope_cues)
+
+
+def refine_topic(intent_topic: str, mentioned: Sequence[str], text: str = "", scope_cues: Sequence[str] = ()) -> str:
+    """The intent's topic, unless it is general and the message names a specific one.
+
+    A question about the general topic's range keeps it: "I thought osteopaths only treated
+    backache" is answered by what OMT can treat, not by the low back pain study.
+    """
+    if intent_topic in GENERAL_TOPICS and not asks_about_range(text, scope_cues):
         specific = [t for t in mentioned if t != intent_topic and t not in GENERAL_TOPICS]
         if specific:
             return specific[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from omt.core.knowledge import Knowledge
-from omt.core.routing import mentioned_topics, pick_option, ranked_topics, refine_topic
+from omt.core.routing import asks_about_range, mentioned_topics, pick_option, ranked_topics, refine_topic
 
 OPTIONS = ["soft_tissue", "muscle_energy", "myofascial_release", "cranial"]
 
@@ -22,6 +22,20 @@ def test_specific_topic_beats_general_intent() -> None:
     assert refine_topic("what_it_treats", ["low_back_pain"]) == "low_back_pain"
     assert refine_topic("who_can_get", ["pregnancy"]) == "pregnancy"
     assert refine_topic("who_can_get", ["who_can_get"]) == "who_can_get"
+
+
+def test_a_question_about_the_range_keeps_the_general_topic(knowledge: Knowledge) -> None:
+    cues = knowledge.scope_cues
+    assert refine_topic("what_it_treats", ["low_back_pain"], "do DOs only treat sore backs?", cues) == "what_it_treats"
+    assert refine_topic("what_it_treats", ["migraine"], "can it help anything other than migraines", cues) == (
+        "what_it_treats"
+    )
+    assert refine_topic("who_can_get", ["pregnancy"], "is omt just for pregnant women?", cues) == "who_can_get"
+    # No range asked: the named topic still wins; "only" alone is not a cue.
+    assert refine_topic("what_it_treats", ["low_back_pain"], "does omt help back pain", cues) == "low_back_pain"
+    assert refine_topic("what_it_treats", ["low_back_pain"], "my only problem is back pain", cues) == "low_back_pain"
+    assert asks_about_range("Apart from backs, what do osteopaths treat?", cues)
+    assert not asks_about_range("what do osteopaths treat", cues)
 
 
 def test_specific_intent_is_kept() -> None:

@@ -64,6 +64,14 @@ def test_general_intent_refined_by_entity(go: Any) -> None:
     assert message["custom"]["answer_id"] == "pregnancy"
 
 
+def test_a_question_about_the_range_keeps_the_general_topic(go: Any) -> None:
+    entities = [{"entity": "condition", "value": "low_back_pain"}]
+    trk = tracker("so osteopaths don't only treat bad backs?", "what_it_treats", entities)
+    message, events = go(actions.ActionAnswer(), trk)
+    assert message["custom"]["answer_id"] == "what_it_treats"
+    assert SlotSet("last_topic", "what_it_treats") in events
+
+
 def test_techniques_list_is_remembered_for_the_second_one(go: Any) -> None:
     message, events = go(actions.ActionAnswer(), tracker("what techniques are there", "techniques"))
     listed = next(e["value"] for e in events if e["name"] == "listed_topics")
