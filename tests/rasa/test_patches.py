@@ -12,15 +12,18 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import jsonschema
+import numpy as np
 import pytest
 import rasa
 import rasa.shared.utils.common
+import scipy.sparse
 from rasa.core.actions.action import RemoteAction
 from rasa.engine.exceptions import GraphComponentException, GraphRunError
 from rasa.engine.graph import ExecutionContext, GraphComponent, GraphSchema, SchemaNode
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.shared.core.events import Event
+from rasa.shared.nlu.training_data.features import Features
 
 from omt.rasa import patches, run
 
@@ -130,6 +133,8 @@ def test_importing_our_modules_patches_nothing() -> None:
         "assert a.RemoteAction._validate_action_result is patches.RASA_VALIDATE_ACTION_RESULT\n"
         "assert Event.resolve_by_type is patches.RASA_RESOLVE_BY_TYPE\n"
         "assert DaskGraphRunner.run is patches.RASA_GRAPH_RUN\n"
+        "from rasa.shared.nlu.training_data.features import Features\n"
+        "assert Features._combine_sparse_features is patches.RASA_COMBINE_SPARSE\n"
         "assert a.DEFAULT_REQUEST_TIMEOUT == 300 and not logging.getLogger('rasa.core.processor').filters\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
@@ -296,3 +301,41 @@ def test_graph_errors_are_rasas(tmp_path: Path) -> None:
         with pytest.raises(GraphComponentException, match="node ab") as caught:
             graph_run(runner, {"msg": "boom"}, ["abb"])
         assert isinstance(caught.value.__cause__, ValueError)
+
+
+# --- 1d. sparse features joined as hstack joins them -------------------------------------
+
+
+def _sparse(rows: int, cols: int, seed: int, dtype: Any, fmt: str) -> Any:
+    return scipy.sparse.random(rows, cols, density=0.3, random_state=seed, dtype=dtype, format=fmt)
+
+
+@pytest.mark.parametrize(
+    ("shapes", "dtypes", "fmt"),
+    [
+        (((1, 40), (1, 7)), (np.float64, np.float64), "coo"),  # sentence features
+        (((6, 40), (6, 9)), (np.float32, np.float64), "coo"),  # sequence features, mixed dtypes
+        (((6, 3), (6, 5)), (np.int64, np.float32), "csr"),
+        (((4, 0), (4, 5)), (np.float64, np.float64), "coo"),  # an empty first part
+    ],
+)
+def test_sparse_features_combine_as_rasas(shapes: Any, dtypes: Any, fmt: str) -> None:
+    (r1, c1), (r2, c2) = shapes
+    first, second = _sparse(r1, c1, 1, dtypes[0], fmt), _sparse(r2, c2, 2, dtypes[1], fmt)
+    ours, rasas = (Features(first.copy(), "sequence", "text", "a") for _ in range(2))
+    rasas_fingerprint = rasas.fingerprint()
+    patches.RASA_COMBINE_SPARSE(rasas, Features(second, "sequence", "text", "b"))
+    patches.combine_sparse_features(ours, Features(second, "sequence", "text", "b"))
+    assert ours.features.format == rasas.features.format == ("csr" if fmt == "csr" else "coo")
+    assert ours.features.dtype == rasas.features.dtype and ours.features.shape == rasas.features.shape
+    assert (ours.features != rasas.features).nnz == 0
+    assert ours.fingerprint() == rasas.fingerprint() != rasas_fingerprint
+
+
+def test_sparse_features_of_different_lengths_raise_rasas_error() -> None:
+    for combine in (patches.RASA_COMBINE_SPARSE, patches.combine_sparse_features):
+        with pytest.raises(ValueError, match="sequence dimensions do not match: 3 != 2"):
+            combine(
+                Features(_sparse(3, 4, 1, float, "coo"), "s", "text", "a"),
+                Features(_sparse(2, 4, 2, float, "coo"), "s", "text", "b"),
+            )
