@@ -152,6 +152,7 @@ class _Context:
     onset_pseudo: _Phrases
     report_openers: _Phrases
     hypothetical: _Phrases
+    hypothetical_pseudo: _Phrases
     treatment: tuple[Part, ...]
     segment_breaks: _Phrases
     first_person: frozenset[str]
@@ -209,6 +210,7 @@ _CTX_KEYS = {
     "onset_pseudo",
     "report_openers",
     "hypothetical",
+    "hypothetical_pseudo",
     "treatment",
     "segment_breaks",
     "first_person",
@@ -371,6 +373,7 @@ def _load_context(raw: Any, specs: _SpecTable) -> _Context:
         onset_pseudo=ph("onset_pseudo"),
         report_openers=ph("report_openers"),
         hypothetical=ph("hypothetical"),
+        hypothetical_pseudo=ph("hypothetical_pseudo"),
         treatment=tuple(
             _parse_part(p, specs, "context.treatment") for p in _str_list(ctx.get("treatment"), "context.treatment")
         ),
@@ -844,19 +847,17 @@ class _Scan:
             lo = hi
         return flags
 
-    def marked(self, phrases: _Phrases, lo: int, hi: int) -> bool:
-        """A phrase of ``phrases`` in tokens[lo:hi] that is not inside an ``onset_pseudo`` phrase."""
-        key = ("marked", id(phrases), lo, hi)
+    def marked(self, phrases: _Phrases, lo: int, hi: int, pseudo: _Phrases | None = None) -> bool:
+        """A phrase of ``phrases`` in tokens[lo:hi] not inside a ``pseudo`` phrase (default: ``onset_pseudo``)."""
+        pseudo = self.lex.context.onset_pseudo if pseudo is None else pseudo
+        key = ("marked", id(phrases), id(pseudo), lo, hi)
         if key not in self._memo:
             toks = self.doc.tokens
             self._memo[key] = any(
-                0 < (n := phrases.length_at(toks, i)) <= hi - i and not self._onset_pseudo(i, i + n - 1)
+                0 < (n := phrases.length_at(toks, i)) <= hi - i and not self._covered_by(pseudo, i, i + n - 1)
                 for i in range(lo, hi)
             )
         return self._memo[key]
-
-    def _onset_pseudo(self, s: int, e: int) -> bool:
-        return self._covered_by(self.lex.context.onset_pseudo, s, e)
 
     def treated_in(self, lo: int, hi: int) -> bool:
         """Does a clause of tokens[lo:hi] (one sentence) say a treatment came first ("after my OMT")?"""
@@ -933,7 +934,7 @@ class _Scan:
         lo, hi = self.sentence_bounds(start)
         if self.marked(ctx.urgency, lo, hi):
             return False
-        hypothetical = self.phrase_in(ctx.hypothetical, lo, hi)
+        hypothetical = self.marked(ctx.hypothetical, lo, hi, ctx.hypothetical_pseudo)
         if pat.kind == "after_treatment":
             return hypothetical
         onset = self.marked(ctx.onset, lo, hi) or self.treated_in(lo, hi)

@@ -464,6 +464,9 @@ CURRENT_DESPITE_CONTEXT = [
     # after treatment
     ("crushing chest pain after my muscle energy session", "after_treatment"),
     ("I can't see out of my left eye since the OMT this morning", "after_treatment"),
+    # "ever since" dates an onset; it is not the "ever" of "can OMT ever cause..."
+    ("dizzy ever since the osteopath manipulated my neck", "after_treatment"),
+    ("ever since my back was cracked I can't feel the toilet paper when I wipe", "after_treatment"),
     ("I want to go to sleep and never wake up", "crisis"),
     ("after my session I want to go to sleep and never wake up", "crisis"),
 ]
@@ -486,6 +489,7 @@ NOT_ALARMS = [
     "my hand falls asleep when I sleep on it",
     "could OMT cause a stroke",
     "can you get dizzy after OMT",
+    "can neck manipulation ever make you dizzy",
     "is it normal to feel sore after my session",
     "my arm feels weak after my shoulder surgery",
     "I blacked out the dates on my calendar",
