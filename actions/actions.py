@@ -47,8 +47,7 @@ def _not_covered(knowledge: Knowledge, tracker: Tracker, answer_id: str = "not_c
 
 
 def _personal_advice(knowledge: Knowledge, tracker: Tracker) -> Reply:
-    mentioned = [t for t in _mentioned(knowledge, tracker) if t in replies.CAVEAT_TOPICS]
-    return replies.personal_advice_reply(knowledge, mentioned[0] if mentioned else None)
+    return replies.personal_advice_reply(knowledge, _mentioned(knowledge, tracker))
 
 
 class ReplyAction(Action, abc.ABC):
@@ -185,7 +184,7 @@ class ActionNotCovered(RoutedService):
 
 
 class ActionPersonalAdvice(RoutedService):
-    """The patient's own case: refer to their DO, plus the general fact for a named population."""
+    """The patient's own case: refer to their DO, plus the article's caution for a named condition."""
 
     reply_name = "personal_advice"
 

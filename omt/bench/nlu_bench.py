@@ -36,6 +36,7 @@ from omt.bench.evaluate import Turn, load_questions, score
 from omt.core import aspects
 from omt.core.contract import FOLLOW_UP_INTENTS, KNOWLEDGE_IDS, SAFETY_REPLIES, parent_id
 from omt.core.knowledge import Knowledge, get_knowledge
+from omt.core.replies import personal_fact
 from omt.core.routing import mentioned_topics, refine_topic
 from omt.core.safety import screen
 
@@ -84,7 +85,10 @@ def answer_for(text: str, parse: Parse, knowledge: Knowledge, route_aspects: boo
         answer = refine_topic(parse.intent, mentioned_topics(knowledge, parse.entities), text, knowledge.scope_cues)
     else:
         answer = SERVICE_ACTIONS.get(parse.intent, parse.intent)
-    return aspects.route(answer, text) if route_aspects else answer
+    answer = aspects.route(answer, text) if route_aspects else answer
+    if answer == "personal_advice":  # with the cited caution for a named condition, as the reply has it
+        answer = personal_fact(mentioned_topics(knowledge, parse.entities)) or answer
+    return answer
 
 
 def with_thresholds(parse: Parse, threshold: float, ambiguity: float) -> Parse:

@@ -22,6 +22,12 @@ from omt.core.knowledge import Knowledge
 # mentions them (a question about babies, pregnancy or arthritis gets the article's
 # statement about them, whatever the main topic).
 CAVEAT_TOPICS = ("who_can_get", "pregnancy", "bone_joint_conditions")
+# An own-case question naming one of these also gets the article's word on it, cited:
+# "may need a gentler form of OMT", the pregnancy study. Not who_can_get: "people of every
+# age and just about any condition can get OMT" reads as a yes to "what should I do for my
+# son?" or "can you fix what's wrong with my baby?"; those get the referral, and the
+# topic as a button the patient may tap.
+PERSONAL_FACTS = ("pregnancy", "bone_joint_conditions")
 MAX_BUTTONS = 4
 # The bot message's key for its paragraphs' roles and ids: beside the contract's `custom`
 # payload, never in it (the contract's fields are fixed); the web channels drop it.
@@ -240,11 +246,18 @@ def fallback_reply(knowledge: Knowledge, candidates: Sequence[str], misses: int)
     return compose(knowledge, "fallback", _service_paragraphs(knowledge, "fallback"), buttons)
 
 
-def personal_advice_reply(knowledge: Knowledge, topic: str | None) -> Reply:
-    """No diagnosis, no dose: refer to their DO, plus the general cited fact where one fits."""
-    base = service_reply(knowledge, "personal_advice")
+def personal_fact(mentioned: Sequence[str]) -> str | None:
+    """The topic whose cited caution an own-case question gets (PERSONAL_FACTS), if it names one."""
+    return next((t for t in mentioned if t in PERSONAL_FACTS), None)
+
+
+def personal_advice_reply(knowledge: Knowledge, mentioned: Sequence[str] = ()) -> Reply:
+    """No diagnosis, no dose: refer to their DO; add the cited caution the article gives for a
+    named condition (PERSONAL_FACTS), else offer the named topics as buttons."""
+    topic = personal_fact(mentioned)
     if topic is None:
-        return base
+        return service_reply(knowledge, "personal_advice", topics=mentioned)
+    base = service_reply(knowledge, "personal_advice")
     fact = knowledge_reply(knowledge, topic)
     return compose(
         knowledge,

@@ -41,6 +41,14 @@ def test_answer_for_maps_a_parse_as_the_assistant_does(knowledge: Knowledge) -> 
     )
 
 
+def test_answer_for_personal_advice_is_the_replys_id(knowledge: Knowledge) -> None:
+    """As omt.core.replies.personal_advice_reply: cited for a named condition, not for a child."""
+    pregnant = [{"entity": "population", "value": "pregnancy"}]
+    son = [{"entity": "population", "value": "who_can_get"}]
+    assert answer_for("im pregnant should i", _parse("personal_advice", entities=pregnant), knowledge) == "pregnancy"
+    assert answer_for("what about my son", _parse("personal_advice", entities=son), knowledge) == "personal_advice"
+
+
 def test_with_thresholds_applies_the_fallback_rule() -> None:
     parse = Parse("nlu_fallback", 1.0, [("nlu_fallback", 1.0), ("cranial", 0.5), ("fascia", 0.45)], [])
     assert with_thresholds(parse, 0.4, 0.0).intent == "cranial"  # the raw ranking, without Rasa's fallback

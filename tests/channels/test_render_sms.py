@@ -75,7 +75,7 @@ def all_replies(knowledge: Knowledge) -> list[Reply]:
         shapes.append(replies.knowledge_reply(knowledge, topic, mentioned=replies.CAVEAT_TOPICS))
         shapes.append(replies.knowledge_reply(knowledge, topic, mentioned=replies.CAVEAT_TOPICS, verbatim=True))
     shapes += [replies.service_reply(knowledge, name, answer_id=SENT_AS.get(name)) for name in SERVICE_REPLIES]
-    shapes += [replies.personal_advice_reply(knowledge, t) for t in (None, *replies.CAVEAT_TOPICS)]
+    shapes += [replies.personal_advice_reply(knowledge, [t] if t else []) for t in (None, *replies.CAVEAT_TOPICS)]
     shapes += [replies.fallback_reply(knowledge, ["migraine", "low_back_pain", "pregnancy"], m) for m in (1, 2)]
     shapes.append(replies.not_covered_reply(knowledge, ["what_it_treats", "low_back_pain", "migraine"]))
     return shapes + [replies.with_notice(knowledge, r) for r in shapes]
@@ -126,7 +126,7 @@ def test_personal_advice_and_fallback_end_with_the_urgent_line(
 ) -> None:
     urgent = to_gsm7(knowledge.fill(knowledge.urgent.sms))
     shapes = [
-        replies.personal_advice_reply(knowledge, None),
+        replies.personal_advice_reply(knowledge),
         replies.fallback_reply(knowledge, ["migraine", "pregnancy"], 1),
         replies.fallback_reply(knowledge, ["migraine"], 2),
     ]

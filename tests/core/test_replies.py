@@ -75,13 +75,21 @@ def test_fallback_offers_candidates_then_the_handoff(knowledge: Knowledge) -> No
 
 
 def test_personal_advice_adds_the_general_cited_fact(knowledge: Knowledge) -> None:
-    plain = replies.personal_advice_reply(knowledge, None)
+    plain = replies.personal_advice_reply(knowledge)
     assert plain.custom() == {"answer_id": "personal_advice", "kind": "service"}
-    with_fact = replies.personal_advice_reply(knowledge, "bone_joint_conditions")
+    with_fact = replies.personal_advice_reply(knowledge, ["cranial", "bone_joint_conditions"])
     assert with_fact.answer_id == "bone_joint_conditions"
     assert "gentler form" in with_fact.text
     assert with_fact.text.startswith(plain.text)
     assert with_fact.buttons[-1].payload == "/handoff"
+
+
+def test_personal_advice_for_a_child_refers_and_offers_the_topic(knowledge: Knowledge) -> None:
+    """ "What should I do for my son?" is not answered by "people of every age can get OMT"."""
+    reply = replies.personal_advice_reply(knowledge, ["who_can_get"])
+    assert reply.custom() == {"answer_id": "personal_advice", "kind": "service"}
+    assert reply.text == replies.personal_advice_reply(knowledge).text
+    assert [b.payload for b in reply.buttons] == ["/who_can_get", "/handoff"]
 
 
 @pytest.mark.parametrize(
@@ -114,7 +122,7 @@ def _every_reply(knowledge: Knowledge) -> list[replies.Reply]:
     shapes += [replies.knowledge_reply(knowledge, t, verbatim=True) for t in knowledge.entries]
     shapes += [replies.service_reply(knowledge, name) for name in ("greet", "handoff", "capabilities")]
     shapes.append(replies.service_reply(knowledge, "error", answer_id="fallback.error"))
-    shapes += [replies.personal_advice_reply(knowledge, "pregnancy"), replies.fallback_reply(knowledge, [], 1)]
+    shapes += [replies.personal_advice_reply(knowledge, ["pregnancy"]), replies.fallback_reply(knowledge, [], 1)]
     shapes += [replies.emergency_reply(knowledge, key) for key in ("emergency", "crisis")]
     return shapes + [replies.with_notice(knowledge, r) for r in shapes]
 

@@ -159,6 +159,13 @@ def test_personal_advice_with_a_population_gives_the_cited_fact(go: Any) -> None
     assert message["custom"]["citation"]["quotes"]
 
 
+def test_personal_advice_about_a_child_refers_without_a_citation(go: Any) -> None:
+    trk = tracker("what should i do for my son", "personal_advice", [{"entity": "population", "value": "who_can_get"}])
+    message, _ = go(actions.ActionPersonalAdvice(), trk)
+    assert message["custom"] == {"answer_id": "personal_advice", "kind": "service"}
+    assert "/who_can_get" in [b["payload"] for b in message["buttons"]]
+
+
 def test_second_miss_offers_the_handoff(go: Any) -> None:
     message, events = go(actions.ActionFallback(), tracker("asdf", "nlu_fallback", misses=1.0))
     assert message["custom"]["answer_id"] == "fallback"
@@ -298,10 +305,10 @@ def test_service_intents_with_an_aspect(go: Any, action: Any, text: str, answer_
 
 
 def test_should_i_about_a_topic_is_personal_advice(go: Any) -> None:
-    trk = tracker("should i take my toddler for cranial", "cranial", [{"entity": "population", "value": "who_can_get"}])
-    message, _ = go(actions.ActionAnswer(), trk)
-    assert message["custom"]["answer_id"] == "who_can_get", "personal advice with the population's cited statement"
-    assert message["buttons"][-1]["payload"] == "/handoff"
+    entities = [{"entity": "population", "value": "who_can_get"}, {"entity": "technique", "value": "cranial"}]
+    message, _ = go(actions.ActionAnswer(), tracker("should i take my toddler for cranial", "cranial", entities))
+    assert message["custom"] == {"answer_id": "personal_advice", "kind": "service"}, "the referral, not a cited yes"
+    assert [b["payload"] for b in message["buttons"]] == ["/who_can_get", "/cranial", "/handoff"]
 
 
 def test_a_question_for_the_references_gets_the_finer_answer(go: Any) -> None:
