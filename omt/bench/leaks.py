@@ -27,12 +27,12 @@ from omt.core.contract import parent_id
 SIMILARITY = 0.85
 EVAL_DIR = Path(os.environ.get("OMT_EVAL_DIR") or Path(__file__).resolve().parents[3] / "shared" / "eval")
 # Our own held-out real questions (never trained on, never used to choose thresholds).
-HOLDOUT = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "real_holdout.yml"
+HOLDOUTS = sorted((Path(__file__).resolve().parents[2] / "tests" / "fixtures").glob("real_holdout*.yml"))
 
 
 def question_files(eval_dir: Path) -> list[Path]:
-    """Every question file the training data must not copy: the shared eval set and our held-out set."""
-    return sorted(eval_dir.glob("*.yml")) + ([HOLDOUT] if HOLDOUT.exists() else [])
+    """Every question file the training data must not copy: the shared eval set and our held-out sets."""
+    return sorted(eval_dir.glob("*.yml")) + HOLDOUTS
 
 
 # Intents whose reply has another id (as omt.bench.nlu_bench maps them).
