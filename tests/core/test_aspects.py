@@ -27,6 +27,7 @@ def detector() -> aspects.AspectDetector:
         ("Is it SAFE for my dad", "risks"),
         ("How many sessions will I need", "visit"),
         ("do i need a referral", "visit"),
+        ("will I be assessed first", "visit"),
         ("osteopath vs chiropractor", "compare"),
         ("is there any evidence it works", "evidence"),
         ("can it cure me", "cure"),
@@ -50,6 +51,7 @@ def test_detects_the_aspect(detector: aspects.AspectDetector, text: str, found: 
         "how does it work",
         "what topics do you cover",
         "my plan is to try omt",
+        "what happens during an osteopathic consultation",
     ],
 )
 def test_plain_topic_questions_have_no_aspect(detector: aspects.AspectDetector, text: str) -> None:
