@@ -70,8 +70,9 @@ class Lexical:
     joins them, and scipy copies the transposed coefficients. Here each part's terms come
     from scikit-learn's own analyzer and the same sums are done on the few rows the message
     touches: sublinear tf times idf, l2-normalised per part, as TfidfVectorizer does
-    (2.4 ms a message through the pipeline against 0.3 ms, `python -m omt.bench.nlu_profile`;
-    tests/rasa/test_nlu_vote.py checks the numbers are `predict_proba`'s).
+    (3.0-3.9 ms a message through `predict_proba` against 0.3-0.4 ms here, on a loaded
+    machine, `python -m omt.bench.nlu_profile`; tests/rasa/test_nlu_vote.py checks the
+    numbers are `predict_proba`'s).
     """
 
     pipeline: Any
