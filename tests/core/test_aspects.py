@@ -34,6 +34,8 @@ def detector() -> aspects.AspectDetector:
         ("does stress cause migraines", "condition_itself"),
         ("is arthritis curable", "cure"),
         ("is walking good for lower back pain", "self_care"),
+        ("can OMT make my back pain worse", "risks"),
+        ("muscle energy compared to stretching", "compare"),
         ("osteopath vs chiropractor", "compare"),
         ("is there any evidence it works", "evidence"),
         ("can it cure me", "cure"),
