@@ -35,6 +35,7 @@ def detector() -> aspects.AspectDetector:
         ("is arthritis curable", "cure"),
         ("is walking good for lower back pain", "self_care"),
         ("can OMT make my back pain worse", "risks"),
+        ("how long have DOs been doing OMT", "history"),
         ("muscle energy compared to stretching", "compare"),
         ("osteopath vs chiropractor", "compare"),
         ("is there any evidence it works", "evidence"),
