@@ -256,7 +256,7 @@ def personal_advice_reply(knowledge: Knowledge, mentioned: Sequence[str] = ()) -
     named condition (PERSONAL_FACTS), else offer the named topics as buttons."""
     topic = personal_fact(mentioned)
     if topic is None:
-        return service_reply(knowledge, "personal_advice", topics=mentioned)
+        return service_reply(knowledge, "personal_advice", topics=list(mentioned)[: MAX_BUTTONS - 1])  # + handoff
     base = service_reply(knowledge, "personal_advice")
     fact = knowledge_reply(knowledge, topic)
     return compose(

@@ -90,6 +90,8 @@ def test_personal_advice_for_a_child_refers_and_offers_the_topic(knowledge: Know
     assert reply.custom() == {"answer_id": "personal_advice", "kind": "service"}
     assert reply.text == replies.personal_advice_reply(knowledge).text
     assert [b.payload for b in reply.buttons] == ["/who_can_get", "/handoff"]
+    many = replies.personal_advice_reply(knowledge, ["who_can_get", "cranial", "fascia", "migraine", "techniques"])
+    assert len(many.buttons) == replies.MAX_BUTTONS and many.buttons[-1].payload == "/handoff"
 
 
 @pytest.mark.parametrize(
