@@ -79,15 +79,16 @@ def answer_for(text: str, parse: Parse, knowledge: Knowledge, route_aspects: boo
     """
     if _red_flag(text) or parse.intent in SAFETY_REPLIES:
         return "emergency"
+    mentioned = mentioned_topics(knowledge, parse.entities)
     if parse.intent in FALLBACK_INTENTS or parse.intent in CONTEXT_INTENTS - set(SERVICE_ACTIONS):
         answer = "fallback"
     elif parse.intent in KNOWLEDGE_IDS:
-        answer = refine_topic(parse.intent, mentioned_topics(knowledge, parse.entities), text, knowledge.scope_cues)
+        answer = refine_topic(parse.intent, mentioned, text, knowledge.scope_cues)
     else:
         answer = SERVICE_ACTIONS.get(parse.intent, parse.intent)
     answer = aspects.route(answer, text) if route_aspects else answer
     if answer == "personal_advice":  # with the cited caution for a named condition, as the reply has it
-        answer = personal_fact(mentioned_topics(knowledge, parse.entities)) or answer
+        answer = personal_fact(mentioned) or answer
     return answer
 
 
