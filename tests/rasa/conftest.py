@@ -10,6 +10,8 @@ import rasa.core.actions.action as rasa_action
 from rasa.core.actions.action import RemoteAction
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.events import Event
+from rasa.shared.nlu.training_data.features import Features
+from rasa.utils.tensorflow.models import RasaModel
 
 from omt.rasa import patches
 
@@ -20,6 +22,8 @@ def install_patches(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     monkeypatch.setattr(RemoteAction, "_validate_action_result", RemoteAction.__dict__["_validate_action_result"])
     monkeypatch.setattr(Event, "resolve_by_type", Event.__dict__["resolve_by_type"])
     monkeypatch.setattr(DaskGraphRunner, "run", DaskGraphRunner.__dict__["run"])
+    monkeypatch.setattr(Features, "_combine_sparse_features", Features.__dict__["_combine_sparse_features"])
+    monkeypatch.setattr(RasaModel, "_rasa_predict", RasaModel.__dict__["_rasa_predict"])
     monkeypatch.setattr(rasa_action, "DEFAULT_REQUEST_TIMEOUT", rasa_action.DEFAULT_REQUEST_TIMEOUT)
     processor_log = logging.getLogger("rasa.core.processor")
     monkeypatch.setattr(processor_log, "filters", list(processor_log.filters))
