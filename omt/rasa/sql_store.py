@@ -23,11 +23,12 @@ This is exact only when the events before the window change nothing but slots an
 session start. Any other event there (a restart, a slot reset, a rewind, a form, a
 pause) and the read is Rasa's own whole session. Shorter sessions are read whole too.
 
-Saving stays Rasa's, except which events it writes: Rasa's SQL store counts the stored
-events and writes the tracker's events after that many, which a windowed tracker cannot
-answer. `WindowedSQLTrackerStore` (Rasa's store with that step, and the event broker's
-diff, replaced) is handed `Unsaved`, the events added since the read: `save_new`, which
-the redacting store calls with its redaction for every tracker read this way, windowed or
+Saving writes Rasa's rows, in one multi-row INSERT rather than one ORM object per event,
+and chooses which events differently: Rasa's SQL store counts the stored events and
+writes the tracker's events after that many, which a windowed tracker cannot answer.
+`WindowedSQLTrackerStore` (Rasa's store with that step, and the event broker's diff,
+replaced) is handed `Unsaved`, the events added since the read: `save_new`, which the
+redacting store calls with its redaction for every tracker read this way, windowed or
 not, so a save redacts and writes only the turn's events. `retrieve_full_tracker` (the
 HTTP API, exports) is untouched.
 
@@ -69,6 +70,7 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from omt.core import idempotency
 from omt.rasa.patches import AppendableSQLTrackerStore, session_events, stream_new_events
@@ -188,6 +190,19 @@ def user_messages(tracker: DialogueStateTracker) -> int:
     return sum(1 for event in tracker.events if isinstance(event, UserUttered))
 
 
+def event_row(sender_id: str, event: Event) -> dict[str, Any]:
+    """The columns Rasa's `SQLTrackerStore.save` writes for one event."""
+    data = event.as_dict()
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": data.get("timestamp"),
+        "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
+
+
 @dataclass
 class Unsaved:
     """The events of a tracker that the store does not hold yet: what `WindowedSQLTrackerStore` writes."""
@@ -200,8 +215,9 @@ class WindowedSQLTrackerStore(AppendableSQLTrackerStore):
     """Rasa's SQL store, read as a conversation's recent turns, saved by appending, with the last saved trackers kept.
 
     `retrieve_recent` and `save_new` are what the redacting store calls (omt/rasa/redacting_store.py);
-    Rasa's own `retrieve`, `save` and `retrieve_full_tracker` stay Rasa's, except that a save
-    handed `Unsaved` appends those events without counting the stored ones (Rasa's save counts
+    Rasa's own `retrieve` and `retrieve_full_tracker` stay Rasa's; `save` writes Rasa's rows in
+    one statement, and a save handed `Unsaved` appends those events without counting the
+    stored ones (Rasa's save counts
     the stored events of the session and writes the tracker's events after that many; a
     windowed tracker holds fewer events than are stored, and for any tracker read whole the
     count is known already).
@@ -263,6 +279,19 @@ class WindowedSQLTrackerStore(AppendableSQLTrackerStore):
             self.kept.forget(tracker.sender_id)  # grown well past the window: read it through the window again
             return
         self.kept.keep(tracker, last_event_id(self, tracker.sender_id))
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Rasa's save, its rows written by one multi-row INSERT instead of one ORM object each.
+
+        The rows are Rasa's (`event_row`); SQLAlchemy's unit of work cost about 2 ms a turn
+        for the turn's seven or so events, the statement 0.7 ms (README, "Measured").
+        """
+        await self.stream_events(tracker)
+        with self.session_scope() as session:
+            rows = [event_row(tracker.sender_id, event) for event in self.events_to_save(session, tracker)]
+            if rows:
+                session.execute(self.SQLEvent.__table__.insert(), rows)
+            session.commit()
 
     def events_to_save(self, session: Session, tracker: DialogueStateTracker) -> Iterator[Event]:
         if isinstance(tracker, Unsaved):

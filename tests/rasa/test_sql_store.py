@@ -309,3 +309,28 @@ def test_a_kept_tracker_grown_past_the_window_is_read_through_it_again(tmp_path:
     _saved(store, _conversation(1))
     lengths = [len(_turn_saved(store, i).events) for i in range(1, 12)]
     assert max(lengths) <= 2 * 2 * 6 + 8, lengths  # at most twice the window's turns, plus the state before it
+
+
+def test_a_save_writes_the_rows_rasas_save_writes(tmp_path: Path) -> None:
+    """A whole tracker, then the same with one more event: every column of every row as Rasa's SQL store writes it."""
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    events = [*_conversation(3), UserUttered("no intent here"), UserUttered("hi", parse_data={"text": "hi"})]
+    later = BotUttered("later", {"custom": {"answer_id": "x"}})
+    rasas = SQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "rasa.db"))
+    ours = sql_store.WindowedSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "ours.db"))
+
+    def columns(path: Path) -> list[tuple]:
+        with sqlite3.connect(path) as db:
+            query = "SELECT sender_id, type_name, timestamp, intent_name, action_name, data FROM events ORDER BY id"
+            return list(db.execute(query))
+
+    for store in (rasas, ours):
+        tracker = DialogueStateTracker.from_events("s", events, DOMAIN.slots)
+        asyncio.run(store.save(tracker))
+        tracker.update(later)
+        asyncio.run(store.save(tracker))
+    written = columns(tmp_path / "ours.db")
+    assert written == columns(tmp_path / "rasa.db")
+    assert [json.loads(row[5]) for row in written[: len(events)]] == [e.as_dict() for e in events]
+    assert {row[3] for row in written} >= {"ask", None}
