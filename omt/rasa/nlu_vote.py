@@ -46,7 +46,10 @@ def lexical_model(c: float = 10.0) -> Any:
                 ("chars", TfidfVectorizer(lowercase=True, analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True)),
             ]
         ),
-        LogisticRegression(max_iter=2000, C=c),
+        # newton-cg: the same convex optimum as scikit-learn's default lbfgs (probabilities within
+        # 2e-4 on our data) in 9 s of training instead of 15: lbfgs took 123 steps over
+        # 17,200 features x 30 intents (README, "Measured").
+        LogisticRegression(max_iter=2000, C=c, solver="newton-cg"),
     )
 
 

@@ -26,6 +26,7 @@ from rasa.shared.core.events import Event
 from rasa.shared.nlu.training_data.features import Features
 
 from omt.rasa import patches, run
+from tests.conftest import TinyDiet
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -345,55 +346,15 @@ def test_sparse_features_of_different_lengths_raise_rasas_error() -> None:
 
 # --- 1e. DIET's prediction step called as its concrete function --------------------------
 
-TRAINING = {
-    "greet": ["hello", "hi there", "good morning", "hey"],
-    "cost": ["how much is it", "what does a session cost", "is it covered by insurance", "price of a visit"],
-    "pain": ["does it hurt", "is it painful", "will I be sore after", "does the treatment hurt"],
-}
 ODD = ["", "???", "hello " * 80, "🙂🙂", "cost cost cost hurt hello", "a", "unknownword"]
 
 
-def _diet(tmp_path: Path) -> Any:
-    """A tiny DIET trained through Rasa's own components (tokenizer, count vectors, DIET)."""
-    from rasa.engine.graph import ExecutionContext, GraphSchema
-    from rasa.engine.storage.resource import Resource
-    from rasa.nlu.classifiers.diet_classifier import DIETClassifier
-    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
-    from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
-    from rasa.shared.nlu.training_data.message import Message
-    from rasa.shared.nlu.training_data.training_data import TrainingData
-
-    storage = LocalModelStorage(tmp_path)
-    context = ExecutionContext(GraphSchema({}), "tiny")
-    tokenizer = WhitespaceTokenizer(WhitespaceTokenizer.get_default_config())
-    featurizer = CountVectorsFeaturizer.create(
-        CountVectorsFeaturizer.get_default_config(), storage, Resource("cvf"), context
-    )
-    config = {**DIETClassifier.get_default_config(), "epochs": 2, "number_of_transformer_layers": 0, "random_seed": 1}
-    config["entity_recognition"] = False
-    diet = DIETClassifier.create(config, storage, Resource("diet"), context)
-    data = TrainingData([Message.build(text=t, intent=i) for i, texts in TRAINING.items() for t in texts])
-    tokenizer.process_training_data(data)
-    featurizer.train(data)
-    featurizer.process_training_data(data)
-    diet.train(data)
-
-    def process(text: str) -> list[tuple[str, float]]:
-        message = Message.build(text=text)
-        tokenizer.process([message])
-        featurizer.process([message])
-        diet.process([message])
-        return [(r["name"], r["confidence"]) for r in message.get("intent_ranking", [])]
-
-    return diet, process
-
-
-def test_diets_step_becomes_its_concrete_function_with_rasas_numbers(tmp_path: Path) -> None:
+def test_diets_step_becomes_its_concrete_function_with_rasas_numbers(tiny_diet: TinyDiet) -> None:
     import tensorflow as tf
     from rasa.utils.tensorflow.models import RasaModel
 
-    diet, process = _diet(tmp_path)
-    texts = [t for texts in TRAINING.values() for t in texts] + ODD
+    diet, process = tiny_diet.diet, tiny_diet.process
+    texts = [*tiny_diet.texts, *ODD]
     RasaModel._rasa_predict = patches.RASA_PREDICT  # Rasa's own, whatever the fixture installed
     rasas = [process(t) for t in texts]
     assert not isinstance(diet.model._tf_predict_step, tf.types.experimental.ConcreteFunction)
