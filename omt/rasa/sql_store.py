@@ -217,10 +217,9 @@ class WindowedSQLTrackerStore(AppendableSQLTrackerStore):
     `retrieve_recent` and `save_new` are what the redacting store calls (omt/rasa/redacting_store.py);
     Rasa's own `retrieve` and `retrieve_full_tracker` stay Rasa's; `save` writes Rasa's rows in
     one statement, and a save handed `Unsaved` appends those events without counting the
-    stored ones (Rasa's save counts
-    the stored events of the session and writes the tracker's events after that many; a
-    windowed tracker holds fewer events than are stored, and for any tracker read whole the
-    count is known already).
+    stored ones (Rasa's save counts the stored events of the session and writes the
+    tracker's events after that many; a windowed tracker holds fewer events than are
+    stored, and for any tracker read whole the count is known already).
     """
 
     def __init__(self, *args: Any, window_turns: int = 0, keep_conversations: int = 0, **kwargs: Any) -> None:
