@@ -54,10 +54,14 @@ class TinyDiet:
     texts: list[str]
 
 
+def config_pipeline() -> list[dict[str, Any]]:
+    """config.yml's NLU pipeline, component by component."""
+    return list(yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))["pipeline"])
+
+
 def config_diet() -> dict[str, Any]:
     """config.yml's DIETClassifier settings."""
-    pipeline = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))["pipeline"]
-    return next({k: v for k, v in c.items() if k != "name"} for c in pipeline if c["name"] == "DIETClassifier")
+    return next({k: v for k, v in c.items() if k != "name"} for c in config_pipeline() if c["name"] == "DIETClassifier")
 
 
 @pytest.fixture()

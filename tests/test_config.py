@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 
-from tests.conftest import REPO, TinyDiet
+from tests.conftest import TinyDiet, config_pipeline
 
 
 def test_config_diet_ranks_intents_without_reading_token_features(
@@ -39,5 +38,5 @@ def test_config_diet_ranks_intents_without_reading_token_features(
 
 
 def test_no_featurizer_of_token_features_only() -> None:
-    names = [c["name"] for c in yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))["pipeline"]]
+    names = [c["name"] for c in config_pipeline()]
     assert "DIETClassifier" in names and "LexicalSyntacticFeaturizer" not in names

@@ -219,8 +219,8 @@ def service_reply(knowledge: Knowledge, name: str, topics: Iterable[str] = (), a
     """A service reply by its name in service.yml, with topic buttons where it offers them."""
     spec = knowledge.replies[name]
     buttons = list(topic_buttons(knowledge, [*topics, *spec.topics]))
-    if spec.offer_handoff:
-        buttons.append(_handoff_button(knowledge))
+    if spec.offer_handoff:  # the handoff takes one of the MAX_BUTTONS
+        buttons = [*buttons[: MAX_BUTTONS - 1], _handoff_button(knowledge)]
     return compose(knowledge, answer_id or name, _service_paragraphs(knowledge, name), buttons)
 
 
@@ -256,7 +256,7 @@ def personal_advice_reply(knowledge: Knowledge, mentioned: Sequence[str] = ()) -
     named condition (PERSONAL_FACTS), else offer the named topics as buttons."""
     topic = personal_fact(mentioned)
     if topic is None:
-        return service_reply(knowledge, "personal_advice", topics=list(mentioned)[: MAX_BUTTONS - 1])  # + handoff
+        return service_reply(knowledge, "personal_advice", topics=mentioned)
     base = service_reply(knowledge, "personal_advice")
     fact = knowledge_reply(knowledge, topic)
     return compose(
