@@ -1,1 +1,1 @@
-"""Rasa custom actions (run with `rasa run actions`)."""
+"""Rasa custom actions (run by `python -m omt.rasa.actions_run`, Rasa SDK's `rasa run actions`)."""

@@ -39,7 +39,7 @@ stop() {
   wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
-.venv/bin/rasa run actions --actions actions --port "$ACTIONS_PORT" &
+.venv/bin/python -m omt.rasa.actions_run --actions actions --port "$ACTIONS_PORT" &
 pids+=($!)
 # Rasa through our launcher: the version check and our patches to Rasa first (omt/rasa/run.py).
 .venv/bin/python -m omt.rasa.run run --model "$MODEL" --interface 127.0.0.1 --port "$RASA_PORT" \

@@ -22,6 +22,8 @@ from omt.ops.processes import free_port, start_on_free_port, wait_for_http
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
 # Rasa through our launcher: the version check and our patches to Rasa first (omt/rasa/run.py).
 RASA_COMMAND = (str(VENV_BIN / "python"), "-m", "omt.rasa.run")
+# The action server through its launcher: Rasa SDK's CLI, no CORS layer (omt/rasa/actions_run.py).
+ACTIONS_COMMAND = (str(VENV_BIN / "python"), "-m", "omt.rasa.actions_run")
 
 
 @dataclass
@@ -83,7 +85,7 @@ class Stack:
 
         def start() -> subprocess.Popen[bytes]:
             proc = self._spawn(
-                [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port)],
+                [*ACTIONS_COMMAND, "--actions", "actions", "--port", str(self.actions_port)],
                 "actions.log",
             )
             wait_for_http(f"http://127.0.0.1:{self.actions_port}/health", timeout, proc)

@@ -4,8 +4,8 @@ The one place a Rasa process installs our patches to Rasa (the version check fir
 `make run` (scripts/run_stack.sh), the test stack and the cluster (omt/ops/stack.py) and
 the Makefile's other Rasa commands start Rasa through it. The arguments are Rasa's own.
 On another Rasa version, or a nonsense `OMT_ACTION_TIMEOUT`, it stops with one line on
-stderr and exit status 1, before Rasa starts. The action server (`rasa run actions`)
-runs Rasa SDK code only, which none of the patches touch, and is started as before.
+stderr and exit status 1, before Rasa starts. The action server runs Rasa SDK code only,
+which none of these patches touch; it has its own launcher, omt/rasa/actions_run.py.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from typing import Callable
 
 import pytest
 import rasa.core.actions.action as rasa_action
+import rasa.server
 from rasa.core.actions.action import RemoteAction
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.events import Event
@@ -25,6 +26,7 @@ def install_patches(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     monkeypatch.setattr(Features, "_combine_sparse_features", Features.__dict__["_combine_sparse_features"])
     monkeypatch.setattr(RasaModel, "_rasa_predict", RasaModel.__dict__["_rasa_predict"])
     monkeypatch.setattr(rasa_action, "DEFAULT_REQUEST_TIMEOUT", rasa_action.DEFAULT_REQUEST_TIMEOUT)
+    monkeypatch.setattr(rasa.server, "configure_cors", rasa.server.configure_cors)
     processor_log = logging.getLogger("rasa.core.processor")
     monkeypatch.setattr(processor_log, "filters", list(processor_log.filters))
     return patches.install

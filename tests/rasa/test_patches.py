@@ -15,6 +15,7 @@ import jsonschema
 import numpy as np
 import pytest
 import rasa
+import rasa.server
 import rasa.shared.utils.common
 import scipy.sparse
 from rasa.core.actions.action import RemoteAction
@@ -61,6 +62,7 @@ def test_the_launcher_installs_then_runs_rasas_cli_with_the_same_arguments(monke
     run.main(["run", "--model", "models/omt.tar.gz"])
     assert seen == [["rasa", "run", "--model", "models/omt.tar.gz"]]
     assert DaskGraphRunner.run is patches.graph_run
+    assert rasa.server.configure_cors.__wrapped__ is patches.RASA_CONFIGURE_CORS  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("bad", [{"version": "3.6.20"}, {"timeout": "soon"}])
@@ -139,6 +141,9 @@ def test_importing_our_modules_patches_nothing() -> None:
         "from rasa.utils.tensorflow.models import RasaModel\n"
         "assert RasaModel._rasa_predict is patches.RASA_PREDICT\n"
         "assert a.DEFAULT_REQUEST_TIMEOUT == 300 and not logging.getLogger('rasa.core.processor').filters\n"
+        "import rasa.server, rasa_sdk.endpoint\n"
+        "assert rasa.server.configure_cors is patches.RASA_CONFIGURE_CORS\n"
+        "assert not hasattr(rasa_sdk.endpoint.configure_cors, '__wrapped__')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
     done = subprocess.run([sys.executable, "-c", check], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
