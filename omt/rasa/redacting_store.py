@@ -6,7 +6,7 @@ Named in endpoints.yml; the keys besides `type` and `wraps` are the wrapped stor
     tracker_store:
       type: omt.rasa.redacting_store.RedactingTrackerStore
       wraps: SQL            # our SQL store (omt/rasa/sql_store.py: Rasa's, SQLite or PostgreSQL), or in_memory
-      window_turns: 4       # SQL only: read a conversation as its last 4 patient messages
+      window_turns: 2       # SQL only: read a conversation as its last 2 patient messages
       keep_conversations: 500  # SQL only: trackers kept in memory for their next message
       url: ${TRACKER_DB_URL}  # a whole database URL, or empty: then the keys below
       dialect: sqlite
