@@ -955,7 +955,10 @@ class _Scan:
         positions = self.match_part(pat.parts[0], start, hi)
         if positions is None:
             return None
-        if not all(self.part_in(p, lo, hi) for p in pat.parts[1:]):
+        # `& B`: in the sentence; after treatment, in the message, like the treatment itself
+        # ("I heard a pop in my cervical spine. I feel light headed.")
+        b_lo, b_hi = (0, len(self.doc.tokens)) if pat.kind == "after_treatment" else (lo, hi)
+        if not all(self.part_in(p, b_lo, b_hi) for p in pat.parts[1:]):
             return None
         end = positions[-1] + 1
         if pat.kind == "after_treatment" and not self.treated():

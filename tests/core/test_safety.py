@@ -495,6 +495,9 @@ NOT_ALARMS = [
     "I blacked out the dates on my calendar",
     "my baby has blue eyes",
     "I have a droopy eyelid since birth, can OMT help",
+    "I had OMT on my back last week and feel great. Can OMT cause dizziness?",
+    "My neck was adjusted yesterday. Is it common to feel dizzy afterwards?",
+    "I get dizzy when I stand up too fast. Is neck manipulation safe for me?",
 ]
 
 
