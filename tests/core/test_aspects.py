@@ -84,6 +84,12 @@ def test_plain_topic_questions_have_no_aspect(detector: aspects.AspectDetector, 
         ("handoff", "what are your opening hours", "handoff"),
         ("greet", "hi, how much is it", "greet"),
         ("how_it_feels.detail", "is it risky", "not_covered.risks"),
+        ("bone_joint_conditions", "What is osteoporosis?", "not_covered"),
+        ("migraine", "what's a migraine?", "not_covered"),
+        ("low_back_pain", "What is low back pain?", "not_covered"),
+        ("bone_joint_conditions", "What is osteoporosis, and can OMT help with it?", "bone_joint_conditions"),
+        ("what_is_omt", "What is osteopathy?", "what_is_omt"),
+        ("not_covered", "can omt help my mental health", "not_covered.condition"),
     ],
 )
 def test_route(detector: aspects.AspectDetector, answer_id: str, text: str, routed: str) -> None:
