@@ -17,9 +17,9 @@ the action server's launcher, `python -m omt.rasa.actions_run`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Union
+from typing import Any, Callable
 
-Origins = Union[str, List[str], None]
+Origins = str | list[str] | None
 ConfigureCors = Callable[..., None]
 
 MARK = "omt_only_with_origins"

@@ -21,6 +21,6 @@ def test_the_launcher_wraps_cors_then_runs_rasa_sdks_cli_with_the_same_arguments
     monkeypatch.setattr(actions_run, "sdk_main", lambda: seen.append(list(sys.argv)))
     actions_run.main(["--actions", "actions", "--port", "5055"])
     assert seen == [["rasa_sdk", "--actions", "actions", "--port", "5055"]]
-    assert rasa_sdk.endpoint.configure_cors.__wrapped__ is sdk_configure  # type: ignore[attr-defined]
+    assert rasa_sdk.endpoint.configure_cors.__wrapped__ is sdk_configure
     actions_run.main([])
-    assert only_with_origins(rasa_sdk.endpoint.configure_cors).__wrapped__ is sdk_configure, "wrapped once"
+    assert only_with_origins(rasa_sdk.endpoint.configure_cors).__wrapped__ is sdk_configure, "wrapped once"  # type: ignore[attr-defined]

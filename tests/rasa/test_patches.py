@@ -62,7 +62,7 @@ def test_the_launcher_installs_then_runs_rasas_cli_with_the_same_arguments(monke
     run.main(["run", "--model", "models/omt.tar.gz"])
     assert seen == [["rasa", "run", "--model", "models/omt.tar.gz"]]
     assert DaskGraphRunner.run is patches.graph_run
-    assert rasa.server.configure_cors.__wrapped__ is patches.RASA_CONFIGURE_CORS  # type: ignore[attr-defined]
+    assert rasa.server.configure_cors.__wrapped__ is patches.RASA_CONFIGURE_CORS
 
 
 @pytest.mark.parametrize("bad", [{"version": "3.6.20"}, {"timeout": "soon"}])
